@@ -1,0 +1,17 @@
+//! Ports: the traits adapters implement. Each has an embedded implementation and, later, a
+//! cluster one; a shared contract suite runs against all of them.
+//!
+//! - [`blob`]: content-addressed bytes (`BlobStore`).
+//! - [`metadata`]: records (`MetadataRepo`).
+//! - [`lock`]: keyed mutual exclusion (`LockManager`).
+//! - [`imaging`]: the CPU pipeline (`Imaging`), synchronous by design.
+
+pub mod blob;
+pub mod imaging;
+pub mod lock;
+pub mod metadata;
+
+pub use blob::{BlobKey, BlobRead, BlobStore, ByteRange};
+pub use imaging::{Imaging, IngestLimits, Inspection, Rendered};
+pub use lock::{LockGuard, LockManager};
+pub use metadata::MetadataRepo;

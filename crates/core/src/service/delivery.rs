@@ -1,0 +1,250 @@
+//! Delivery: originals straight from the store, variants rendered once and then served from a
+//! byte-weighted memory cache or the store.
+//!
+//! A variant request parses its options, resolves them against the source and `Accept`, and
+//! derives the variant key. Lookup order: memory, store, then render under the variant's lock,
+//! so concurrent requests for a missing variant render it once and the rest read the result.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::stream;
+use moka::sync::Cache;
+
+use super::render_pool::RenderPool;
+use super::Ports;
+use crate::format::ImageFormat;
+use crate::id::{ImageId, VariantKey};
+use crate::model::{now_millis, ImageRecord, Millis, VariantRecord};
+use crate::port::{BlobKey, BlobRead, ByteRange};
+use crate::transform::{Presets, QualityDefaults, RenderSpec, TransformLimits, TransformSpec};
+use crate::{Error, Result};
+
+/// Delivery settings.
+#[derive(Clone, Debug)]
+pub struct DeliverySettings {
+    pub presets: Presets,
+    pub transform_limits: TransformLimits,
+    pub quality: QualityDefaults,
+    pub lock_ttl: Duration,
+    /// Total bytes of variants kept in memory.
+    pub memory_cache_bytes: u64,
+    /// Variants larger than this are streamed from the store instead of cached in memory.
+    pub memory_item_max_bytes: u64,
+    /// How long an image record is trusted without asking the database again. Deletes on this
+    /// node forget the record at once; other nodes of a cluster notice within this time.
+    pub record_cache_ttl: Duration,
+}
+
+/// Where a response body comes from.
+#[derive(Clone, Debug)]
+pub enum Payload {
+    /// Already in memory.
+    Memory(Bytes),
+    /// To be streamed from the blob store.
+    Stored(BlobKey),
+}
+
+/// How a variant was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Rendered by this request.
+    Miss,
+    /// Served from the memory cache.
+    HitMemory,
+    /// Served from the blob store.
+    HitStore,
+}
+
+impl CacheStatus {
+    /// Header value.
+    pub fn name(self) -> &'static str {
+        match self {
+            CacheStatus::Miss => "miss",
+            CacheStatus::HitMemory => "hit-memory",
+            CacheStatus::HitStore => "hit-store",
+        }
+    }
+}
+
+/// Everything needed to answer a GET or HEAD, before any body byte is read.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub payload: Payload,
+    pub len: u64,
+    pub format: ImageFormat,
+    /// Strong validator: BLAKE3 of exactly these bytes, unquoted.
+    pub etag: Arc<str>,
+    pub last_modified: Millis,
+    /// The format came from `Accept` (`f=auto`).
+    pub vary_accept: bool,
+    /// `None` for originals.
+    pub cache: Option<CacheStatus>,
+}
+
+#[derive(Clone)]
+struct CachedVariant {
+    bytes: Bytes,
+    format: ImageFormat,
+    etag: Arc<str>,
+    created_at: Millis,
+}
+
+/// Serves originals and variants.
+pub struct DeliveryService {
+    ports: Ports,
+    pool: Arc<RenderPool>,
+    settings: DeliverySettings,
+    images: Cache<ImageId, Arc<ImageRecord>>,
+    variants: Cache<VariantKey, CachedVariant>,
+}
+
+impl DeliveryService {
+    /// A service over the shared ports.
+    pub fn new(ports: Ports, pool: Arc<RenderPool>, settings: DeliverySettings) -> Self {
+        let images = Cache::builder().max_capacity(100_000).time_to_live(settings.record_cache_ttl).build();
+        let variants = Cache::builder()
+            .max_capacity(settings.memory_cache_bytes)
+            .weigher(|_, v: &CachedVariant| u32::try_from(v.bytes.len()).unwrap_or(u32::MAX))
+            .build();
+        DeliveryService { ports, pool, settings, images, variants }
+    }
+
+    /// Forgets a cached image record (after a delete).
+    pub fn forget_image(&self, id: &ImageId) {
+        self.images.invalidate(id);
+    }
+
+    async fn image(&self, id: &ImageId) -> Result<Arc<ImageRecord>> {
+        if let Some(image) = self.images.get(id) {
+            return Ok(image);
+        }
+        let image = Arc::new(self.ports.repo.image(id).await?.ok_or(Error::NotFound("image"))?);
+        self.images.insert(id.clone(), image.clone());
+        Ok(image)
+    }
+
+    /// The original bytes of an image.
+    pub async fn original(&self, id: &ImageId) -> Result<Delivery> {
+        let image = self.image(id).await?;
+        Ok(Delivery {
+            payload: Payload::Stored(BlobKey::original(&image.hash)),
+            len: image.bytes,
+            format: image.format,
+            etag: image.hash.as_str().into(),
+            last_modified: image.created_at,
+            vary_accept: false,
+            cache: None,
+        })
+    }
+
+    /// A variant described by `options`, rendered now if it has never been.
+    pub async fn variant(&self, id: &ImageId, options: &str, accept: Option<&str>) -> Result<Delivery> {
+        let spec = TransformSpec::parse(options, &self.settings.presets, &self.settings.transform_limits)?;
+        let image = self.image(id).await?;
+        let resolved = spec.resolve(image.format, accept, &self.settings.quality);
+        let key = resolved.spec.variant_key(&image.hash);
+        let found = |v: CachedVariant, status| Delivery {
+            len: v.bytes.len() as u64,
+            payload: Payload::Memory(v.bytes),
+            format: v.format,
+            etag: v.etag,
+            last_modified: v.created_at,
+            vary_accept: resolved.vary_accept,
+            cache: Some(status),
+        };
+        if let Some(hit) = self.variants.get(&key) {
+            metrics::counter!("imgd_variant_cache_hits_total", "tier" => "memory").increment(1);
+            return Ok(found(hit, CacheStatus::HitMemory));
+        }
+        if let Some(stored) = self.stored_variant(&image, &key, resolved.vary_accept).await? {
+            return Ok(stored);
+        }
+        let _guard = self.ports.locks.lock(&format!("variant:{key}"), self.settings.lock_ttl).await?;
+        // Whoever held the lock before us may have just rendered it.
+        if let Some(hit) = self.variants.get(&key) {
+            metrics::counter!("imgd_variant_cache_hits_total", "tier" => "memory").increment(1);
+            return Ok(found(hit, CacheStatus::HitMemory));
+        }
+        if let Some(stored) = self.stored_variant(&image, &key, resolved.vary_accept).await? {
+            return Ok(stored);
+        }
+        let rendered = self.render(&image, &resolved.spec, &key).await?;
+        Ok(found(rendered, CacheStatus::Miss))
+    }
+
+    /// A variant the store already has, pulled into memory if it is small enough.
+    async fn stored_variant(&self, image: &ImageRecord, key: &VariantKey, vary_accept: bool) -> Result<Option<Delivery>> {
+        let Some(record) = self.ports.repo.variant(key).await? else { return Ok(None) };
+        let blob_key = BlobKey::variant(&image.hash, key);
+        let payload = if record.bytes <= self.settings.memory_item_max_bytes {
+            // A record whose bytes are gone (a half-finished purge) is treated as never rendered.
+            let Some(bytes) = self.ports.blobs.read_all(&blob_key).await? else { return Ok(None) };
+            let cached = CachedVariant { bytes: bytes.clone(), format: record.format, etag: record.etag.as_str().into(), created_at: record.created_at };
+            self.variants.insert(key.clone(), cached);
+            Payload::Memory(bytes)
+        } else {
+            Payload::Stored(blob_key)
+        };
+        metrics::counter!("imgd_variant_cache_hits_total", "tier" => "store").increment(1);
+        Ok(Some(Delivery {
+            payload,
+            len: record.bytes,
+            format: record.format,
+            etag: record.etag.into(),
+            last_modified: record.created_at,
+            vary_accept,
+            cache: Some(CacheStatus::HitStore),
+        }))
+    }
+
+    /// Renders on the pool, stores the bytes durably, then records the variant.
+    async fn render(&self, image: &ImageRecord, spec: &RenderSpec, key: &VariantKey) -> Result<CachedVariant> {
+        let source = self
+            .ports
+            .blobs
+            .read_all(&BlobKey::original(&image.hash))
+            .await?
+            .ok_or_else(|| Error::internal(format!("blob {} of image {} is missing", image.hash, image.id)))?;
+        let imaging = self.ports.imaging.clone();
+        let job_spec = spec.clone();
+        let started = Instant::now();
+        let rendered = self.pool.run(move |deadline| imaging.render(&source, &job_spec, deadline)).await?;
+        metrics::histogram!("imgd_render_duration_seconds").record(started.elapsed().as_secs_f64());
+        metrics::counter!("imgd_variant_renders_total").increment(1);
+
+        let bytes = Bytes::from(rendered.bytes);
+        let etag: Arc<str> = blake3::hash(&bytes).to_hex().as_str().into();
+        self.ports.blobs.put_bytes(&BlobKey::variant(&image.hash, key), bytes.clone()).await?;
+        let record = VariantRecord {
+            key: key.clone(),
+            source: image.hash.clone(),
+            format: rendered.format,
+            bytes: bytes.len() as u64,
+            etag: etag.to_string(),
+            created_at: now_millis(),
+        };
+        self.ports.repo.insert_variant(&record).await?;
+        let cached = CachedVariant { bytes, format: rendered.format, etag, created_at: record.created_at };
+        if record.bytes <= self.settings.memory_item_max_bytes {
+            self.variants.insert(key.clone(), cached.clone());
+        }
+        Ok(cached)
+    }
+
+    /// Opens the body of a delivery, whole or one range of it.
+    pub async fn open(&self, delivery: &Delivery, range: Option<ByteRange>) -> Result<BlobRead> {
+        match &delivery.payload {
+            Payload::Memory(bytes) => {
+                let slice = match range {
+                    Some(r) => bytes.slice(r.start as usize..=r.end as usize),
+                    None => bytes.clone(),
+                };
+                let len = slice.len() as u64;
+                Ok(BlobRead { len, body: Box::pin(stream::once(async move { Ok(slice) })) })
+            }
+            Payload::Stored(key) => self.ports.blobs.get(key, range).await?.ok_or(Error::NotFound("image")),
+        }
+    }
+}

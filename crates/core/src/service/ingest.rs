@@ -1,0 +1,188 @@
+//! Ingest: stream the upload to a staging file while hashing and counting, check what it is,
+//! store the bytes durably under their hash, and only then record the image.
+//!
+//! Order is the durability argument: a crash before the metadata commit leaves at worst an
+//! unreferenced blob (collected by `gc`) or a staging file (swept at start), never an image
+//! record without bytes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+
+use super::render_pool::RenderPool;
+use super::staging::StagedFile;
+use super::{blob_lock_key, Ports};
+use crate::id::{ContentHash, ImageId, TenantId};
+use crate::model::{now_millis, ImageRecord, UserMetadata};
+use crate::port::{BlobKey, IngestLimits};
+use crate::{Error, Result};
+
+/// Ingest settings.
+#[derive(Clone, Debug)]
+pub struct IngestSettings {
+    pub max_upload_bytes: u64,
+    pub limits: IngestLimits,
+    pub staging_dir: PathBuf,
+    pub lock_ttl: Duration,
+}
+
+/// Caller-supplied facts about one upload.
+#[derive(Clone, Debug, Default)]
+pub struct UploadMeta {
+    pub filename: Option<String>,
+    pub tags: Vec<String>,
+    pub metadata: UserMetadata,
+}
+
+/// Accepts uploads.
+pub struct IngestService {
+    ports: Ports,
+    pool: Arc<RenderPool>,
+    settings: IngestSettings,
+}
+
+/// Most tags on one image.
+pub const MAX_TAGS: usize = 32;
+/// Longest tag, in bytes.
+pub const MAX_TAG_LEN: usize = 64;
+/// Largest user metadata object, serialised.
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+
+/// Checks and normalises tags: trimmed, de-duplicated in order, `[A-Za-z0-9_.:-]`.
+pub fn validate_tags(tags: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for tag in tags {
+        let tag = tag.trim();
+        if tag.is_empty() || tag.len() > MAX_TAG_LEN || !tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b)) {
+            return Err(Error::invalid("invalid_tag", format!("tag {tag:?} must be 1-{MAX_TAG_LEN} of [A-Za-z0-9_.:-]")));
+        }
+        if !out.iter().any(|t| t == tag) {
+            out.push(tag.to_owned());
+        }
+    }
+    if out.len() > MAX_TAGS {
+        return Err(Error::invalid("invalid_tag", format!("at most {MAX_TAGS} tags")));
+    }
+    Ok(out)
+}
+
+/// Checks the size of user metadata.
+pub fn validate_metadata(metadata: &UserMetadata) -> Result<()> {
+    let len = serde_json::to_vec(metadata).map_err(Error::internal)?.len();
+    if len > MAX_METADATA_BYTES {
+        return Err(Error::invalid("metadata_too_large", format!("metadata is {len} bytes, the limit is {MAX_METADATA_BYTES}")));
+    }
+    Ok(())
+}
+
+fn clean_filename(name: Option<String>) -> Option<String> {
+    let name = name?;
+    // Keep only the last path component and printable characters; it is a label, never a path.
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
+    (!cleaned.is_empty()).then_some(cleaned)
+}
+
+impl IngestService {
+    /// A service over the shared ports.
+    pub fn new(ports: Ports, pool: Arc<RenderPool>, settings: IngestSettings) -> Self {
+        IngestService { ports, pool, settings }
+    }
+
+    /// The configured byte limit, for transports that can reject early.
+    pub fn max_upload_bytes(&self) -> u64 {
+        self.settings.max_upload_bytes
+    }
+
+    /// Ingests one upload for `tenant`.
+    pub async fn ingest<S, E>(&self, tenant: &TenantId, body: S, meta: UploadMeta) -> Result<ImageRecord>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send,
+        E: Into<Error>,
+    {
+        let tags = validate_tags(&meta.tags)?;
+        validate_metadata(&meta.metadata)?;
+        let (mut staged, bytes, hash) = self.stage(body).await?;
+        let limits = self.settings.limits;
+        let imaging = self.ports.imaging.clone();
+        let probe_bytes = bytes.clone();
+        let inspection = self.pool.run(move |_| imaging.inspect(&probe_bytes, &limits)).await?;
+        staged.finish().await?;
+
+        let record = ImageRecord {
+            id: ImageId::generate(),
+            tenant: tenant.clone(),
+            hash: hash.clone(),
+            format: inspection.format,
+            width: inspection.width,
+            height: inspection.height,
+            bytes: bytes.len() as u64,
+            frames: inspection.frames,
+            filename: clean_filename(meta.filename),
+            blurhash: inspection.blurhash,
+            tags,
+            metadata: meta.metadata,
+            created_at: now_millis(),
+        };
+        let _guard = self.ports.locks.lock(&blob_lock_key(&hash), self.settings.lock_ttl).await?;
+        self.ports.blobs.put_file(&BlobKey::original(&hash), staged.path()).await?;
+        self.ports.repo.insert_image(&record).await?;
+        metrics::counter!("imgd_upload_bytes_total").increment(record.bytes);
+        metrics::counter!("imgd_uploads_total", "format" => record.format.name()).increment(1);
+        Ok(record)
+    }
+
+    /// Writes the body to a staging file, hashing and counting, and keeps a copy in memory for
+    /// inspection (bounded by the byte limit).
+    async fn stage<S, E>(&self, body: S) -> Result<(StagedFile, Bytes, ContentHash)>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send,
+        E: Into<Error>,
+    {
+        let limit = self.settings.max_upload_bytes;
+        let mut staged = StagedFile::create(&self.settings.staging_dir).await?;
+        let mut hasher = blake3::Hasher::new();
+        let mut buffer = BytesMut::new();
+        let mut body = std::pin::pin!(body);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(Into::into)?;
+            if buffer.len() as u64 + chunk.len() as u64 > limit {
+                return Err(Error::PayloadTooLarge { limit });
+            }
+            hasher.update(&chunk);
+            staged.write(&chunk).await?;
+            buffer.extend_from_slice(&chunk);
+        }
+        if buffer.is_empty() {
+            return Err(Error::invalid("empty_upload", "the upload has no bytes"));
+        }
+        Ok((staged, buffer.freeze(), ContentHash::from_blake3(hasher.finalize())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_trimmed_deduplicated_and_checked() {
+        let tags = |v: &[&str]| validate_tags(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(tags(&[" a ", "b", "a"]).unwrap(), vec!["a", "b"]);
+        assert_eq!(tags(&["has space"]).unwrap_err().code(), "invalid_tag");
+        assert_eq!(tags(&[""]).unwrap_err().code(), "invalid_tag");
+        assert_eq!(tags(&[&"x".repeat(65)]).unwrap_err().code(), "invalid_tag");
+        let many: Vec<String> = (0..33).map(|i| i.to_string()).collect();
+        assert_eq!(validate_tags(&many).unwrap_err().code(), "invalid_tag");
+    }
+
+    #[test]
+    fn filenames_are_labels_not_paths() {
+        assert_eq!(clean_filename(Some("../../etc/passwd".into())), Some("passwd".into()));
+        assert_eq!(clean_filename(Some("C:\\x\\cat.jpg".into())), Some("cat.jpg".into()));
+        assert_eq!(clean_filename(Some("dir/".into())), None);
+        assert_eq!(clean_filename(Some("a\u{0}b.png".into())), Some("ab.png".into()));
+    }
+}

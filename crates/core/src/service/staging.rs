@@ -1,0 +1,68 @@
+//! Staging files: where an upload's bytes land while they are hashed and checked. A staged file
+//! is removed on drop unless the blob store has taken it, so a failed or aborted upload leaves
+//! nothing behind; a crash leaves files that [`sweep`] removes at the next start.
+
+use std::path::{Path, PathBuf};
+
+use tokio::io::AsyncWriteExt;
+
+use crate::id::random_bytes;
+use crate::Result;
+
+/// A temp file in the staging folder, deleted on drop.
+pub struct StagedFile {
+    path: PathBuf,
+    file: Option<tokio::fs::File>,
+}
+
+impl StagedFile {
+    /// Creates a new, uniquely named file in `dir`.
+    pub async fn create(dir: &Path) -> Result<Self> {
+        let path = dir.join(format!("upload-{}.part", hex::encode(random_bytes::<12>())));
+        let file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(&path).await?;
+        Ok(StagedFile { path, file: Some(file) })
+    }
+
+    /// Appends bytes.
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        if let Some(file) = self.file.as_mut() {
+            file.write_all(chunk).await?;
+        }
+        Ok(())
+    }
+
+    /// Flushes and fsyncs the file so its bytes are durable before anything refers to them.
+    pub async fn finish(&mut self) -> Result<()> {
+        if let Some(mut file) = self.file.take() {
+            file.flush().await?;
+            file.sync_all().await?;
+        }
+        Ok(())
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        // The store moves the file away on success, so NotFound here is the normal case.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Removes every file left in the staging folder by a previous process; returns how many.
+pub fn sweep(dir: &Path) -> Result<u64> {
+    std::fs::create_dir_all(dir)?;
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_file() {
+            std::fs::remove_file(&path)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}

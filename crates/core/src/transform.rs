@@ -1,0 +1,534 @@
+//! The variant language: `w=400,h=300,fit=cover,g=smart,f=webp,q=80,dpr=2,blur=3,rotate=90`,
+//! optionally mixed with preset names (`thumb,f=webp`).
+//!
+//! [`TransformSpec`] is what the client asked for, options in any order. [`TransformSpec::resolve`]
+//! turns it into a [`RenderSpec`]: every choice concrete (output format negotiated, quality
+//! defaulted, `dpr` folded into pixels), written once in [`RenderSpec::canonical`], which keys the
+//! stored variant. So `h=300,w=400` and `w=200,h=150,dpr=2` name the same variant.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::format::ImageFormat;
+use crate::id::{ContentHash, VariantKey};
+use crate::{Error, Result};
+
+/// Bumped whenever the renderer's output for a given spec changes, so stored variants of the old
+/// pipeline are not served as the new one.
+pub const PIPELINE_VERSION: &str = "1";
+
+/// How the image fits the `w` x `h` box (the same names and meanings as sharp).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Fit {
+    /// Fill the box, cropping the overflow by gravity.
+    Cover,
+    /// Fit inside the box and pad to exactly its size.
+    Contain,
+    /// Stretch to the box, ignoring the aspect ratio.
+    Fill,
+    /// Fit inside the box; never enlarge.
+    #[default]
+    Inside,
+    /// Cover the box without cropping; never enlarge.
+    Outside,
+}
+
+/// Which part of the image survives a `fit=cover` crop.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Gravity {
+    #[default]
+    Center,
+    North,
+    South,
+    East,
+    West,
+    NorthEast,
+    NorthWest,
+    SouthEast,
+    SouthWest,
+    /// The window with the most detail (luminance entropy).
+    Smart,
+}
+
+/// A clockwise rotation applied after EXIF auto-orientation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Rotation {
+    #[default]
+    R0,
+    R90,
+    R180,
+    R270,
+}
+
+/// The output format the client asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FormatChoice {
+    /// A fixed output format.
+    Fixed(ImageFormat),
+    /// AVIF, WebP or JPEG by the request's `Accept` header.
+    Auto,
+}
+
+/// Limits that bound what a spec may ask for.
+#[derive(Clone, Copy, Debug)]
+pub struct TransformLimits {
+    /// Largest output width or height in pixels, after `dpr`.
+    pub max_dimension: u32,
+}
+
+/// Default quality per lossy format when `q` is absent.
+#[derive(Clone, Copy, Debug)]
+pub struct QualityDefaults {
+    pub jpeg: u8,
+    pub webp: u8,
+    pub avif: u8,
+}
+
+/// A parsed but unresolved request, each option present only if asked for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TransformSpec {
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub fit: Option<Fit>,
+    pub gravity: Option<Gravity>,
+    pub format: Option<FormatChoice>,
+    pub quality: Option<u8>,
+    /// Device pixel ratio in tenths (10..=40), multiplied into `w` and `h` on resolve.
+    pub dpr_tenths: Option<u8>,
+    /// Gaussian blur sigma in tenths (3..=1000).
+    pub blur_tenths: Option<u16>,
+    pub rotate: Option<Rotation>,
+}
+
+/// Named specs from configuration (and later, per tenant).
+#[derive(Clone, Debug, Default)]
+pub struct Presets(BTreeMap<String, TransformSpec>);
+
+impl Presets {
+    /// Parses every preset; a preset may not refer to another preset.
+    pub fn parse(raw: &BTreeMap<String, String>, limits: &TransformLimits) -> Result<Self> {
+        let mut presets = BTreeMap::new();
+        for (name, options) in raw {
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+                return Err(Error::invalid("invalid_preset", format!("preset name {name:?} must be [A-Za-z0-9_-]+")));
+            }
+            let spec = TransformSpec::parse(options, &Presets::default(), limits)
+                .map_err(|e| Error::invalid("invalid_preset", format!("preset {name:?}: {e}")))?;
+            presets.insert(name.clone(), spec);
+        }
+        Ok(Presets(presets))
+    }
+
+    /// The preset called `name`, if any.
+    pub fn get(&self, name: &str) -> Option<&TransformSpec> {
+        self.0.get(name)
+    }
+}
+
+fn invalid_option(message: impl Into<String>) -> Error {
+    Error::invalid("invalid_option", message)
+}
+
+fn out_of_range(message: impl Into<String>) -> Error {
+    Error::invalid("option_out_of_range", message)
+}
+
+fn parse_number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T> {
+    value.parse().map_err(|_| invalid_option(format!("{key}={value:?} is not a number")))
+}
+
+/// Parses `1`, `1.5`, `2.25` into tenths, rounding to the nearest tenth.
+fn parse_tenths(key: &str, value: &str) -> Result<u32> {
+    let number: f64 = parse_number(key, value)?;
+    if !number.is_finite() || number < 0.0 {
+        return Err(out_of_range(format!("{key}={value} must be a positive number")));
+    }
+    Ok((number * 10.0).round().min(u32::MAX as f64) as u32)
+}
+
+impl TransformSpec {
+    /// Parses a comma-separated option list. Preset names apply first, in order; explicit options
+    /// then override them. An option given twice is an error, not a silent last-wins.
+    pub fn parse(options: &str, presets: &Presets, limits: &TransformLimits) -> Result<Self> {
+        let mut spec = TransformSpec::default();
+        let mut explicit = TransformSpec::default();
+        let mut seen: Vec<&str> = Vec::new();
+        if options.is_empty() {
+            return Err(invalid_option("empty option list"));
+        }
+        for token in options.split(',') {
+            let Some((key, value)) = token.split_once('=') else {
+                let preset = presets
+                    .get(token)
+                    .ok_or_else(|| Error::invalid("unknown_preset", format!("no option or preset named {token:?}")))?;
+                spec = spec.overlaid_with(preset);
+                continue;
+            };
+            let key = canonical_key(key)?;
+            if seen.contains(&key) {
+                return Err(Error::invalid("duplicate_option", format!("option {key} given twice")));
+            }
+            seen.push(key);
+            explicit.set(key, value, limits)?;
+        }
+        let spec = spec.overlaid_with(&explicit);
+        spec.check_dimensions(limits)?;
+        Ok(spec)
+    }
+
+    fn set(&mut self, key: &'static str, value: &str, limits: &TransformLimits) -> Result<()> {
+        match key {
+            "w" | "h" => {
+                let n: u32 = parse_number(key, value)?;
+                if n == 0 || n > limits.max_dimension {
+                    return Err(out_of_range(format!("{key} must be 1..={}", limits.max_dimension)));
+                }
+                if key == "w" { self.width = Some(n) } else { self.height = Some(n) }
+            }
+            "fit" => {
+                self.fit = Some(match value {
+                    "cover" => Fit::Cover,
+                    "contain" => Fit::Contain,
+                    "fill" => Fit::Fill,
+                    "inside" => Fit::Inside,
+                    "outside" => Fit::Outside,
+                    _ => return Err(invalid_option(format!("fit={value:?}: use cover, contain, fill, inside or outside"))),
+                })
+            }
+            "g" => {
+                self.gravity = Some(match value {
+                    "center" | "centre" | "c" => Gravity::Center,
+                    "n" | "north" => Gravity::North,
+                    "s" | "south" => Gravity::South,
+                    "e" | "east" => Gravity::East,
+                    "w" | "west" => Gravity::West,
+                    "ne" => Gravity::NorthEast,
+                    "nw" => Gravity::NorthWest,
+                    "se" => Gravity::SouthEast,
+                    "sw" => Gravity::SouthWest,
+                    "smart" | "entropy" | "attention" => Gravity::Smart,
+                    _ => return Err(invalid_option(format!("g={value:?}: use center, n, s, e, w, ne, nw, se, sw or smart"))),
+                })
+            }
+            "f" => {
+                self.format = Some(match value {
+                    "auto" => FormatChoice::Auto,
+                    other => FormatChoice::Fixed(ImageFormat::from_name(other).ok_or_else(|| {
+                        invalid_option(format!("f={value:?}: use jpeg, png, webp, avif, gif or auto"))
+                    })?),
+                })
+            }
+            "q" => {
+                let q: u8 = parse_number(key, value).map_err(|_| out_of_range("q must be 1..=100"))?;
+                if !(1..=100).contains(&q) {
+                    return Err(out_of_range("q must be 1..=100"));
+                }
+                self.quality = Some(q);
+            }
+            "dpr" => {
+                let tenths = parse_tenths(key, value)?;
+                if !(10..=40).contains(&tenths) {
+                    return Err(out_of_range("dpr must be 1..=4"));
+                }
+                self.dpr_tenths = Some(tenths as u8);
+            }
+            "blur" => {
+                let tenths = parse_tenths(key, value)?;
+                if !(3..=1000).contains(&tenths) {
+                    return Err(out_of_range("blur must be 0.3..=100"));
+                }
+                self.blur_tenths = Some(tenths as u16);
+            }
+            "rotate" => {
+                self.rotate = Some(match value {
+                    "0" => Rotation::R0,
+                    "90" => Rotation::R90,
+                    "180" => Rotation::R180,
+                    "270" => Rotation::R270,
+                    _ => return Err(out_of_range("rotate must be 0, 90, 180 or 270")),
+                })
+            }
+            _ => unreachable!("canonical_key only returns known keys"),
+        }
+        Ok(())
+    }
+
+    /// `self` with every option that `top` sets replaced by `top`'s value.
+    fn overlaid_with(&self, top: &TransformSpec) -> TransformSpec {
+        TransformSpec {
+            width: top.width.or(self.width),
+            height: top.height.or(self.height),
+            fit: top.fit.or(self.fit),
+            gravity: top.gravity.or(self.gravity),
+            format: top.format.or(self.format),
+            quality: top.quality.or(self.quality),
+            dpr_tenths: top.dpr_tenths.or(self.dpr_tenths),
+            blur_tenths: top.blur_tenths.or(self.blur_tenths),
+            rotate: top.rotate.or(self.rotate),
+        }
+    }
+
+    fn scaled(&self, n: Option<u32>) -> Option<u32> {
+        let dpr = u64::from(self.dpr_tenths.unwrap_or(10));
+        n.map(|n| ((u64::from(n) * dpr + 5) / 10).min(u64::from(u32::MAX)) as u32)
+    }
+
+    fn check_dimensions(&self, limits: &TransformLimits) -> Result<()> {
+        for n in [self.scaled(self.width), self.scaled(self.height)].into_iter().flatten() {
+            if n > limits.max_dimension {
+                return Err(out_of_range(format!(
+                    "output of {n} px (after dpr) exceeds the limit of {} px",
+                    limits.max_dimension
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes every choice concrete for one source and one request.
+    pub fn resolve(&self, source: ImageFormat, accept: Option<&str>, quality: &QualityDefaults) -> Resolved {
+        let (format, vary_accept) = match self.format {
+            Some(FormatChoice::Fixed(f)) => (f, false),
+            Some(FormatChoice::Auto) => (negotiate(source, accept.unwrap_or("")), true),
+            // AVIF cannot be decoded here, so it never reaches this point as a source; GIF stays GIF.
+            None => (source, false),
+        };
+        let default_quality = match format {
+            ImageFormat::Jpeg => quality.jpeg,
+            ImageFormat::Webp => quality.webp,
+            ImageFormat::Avif => quality.avif,
+            ImageFormat::Png | ImageFormat::Gif => 100,
+        };
+        let lossless = matches!(format, ImageFormat::Png | ImageFormat::Gif);
+        let width = self.scaled(self.width);
+        let height = self.scaled(self.height);
+        let fit = self.fit.unwrap_or_default();
+        let crops = fit == Fit::Cover && width.is_some() && height.is_some();
+        Resolved {
+            spec: RenderSpec {
+                width,
+                height,
+                fit,
+                gravity: if crops { self.gravity.unwrap_or_default() } else { Gravity::Center },
+                format,
+                quality: if lossless { 100 } else { self.quality.unwrap_or(default_quality) },
+                blur_tenths: self.blur_tenths,
+                rotate: self.rotate.unwrap_or_default(),
+            },
+            vary_accept,
+        }
+    }
+}
+
+fn canonical_key(key: &str) -> Result<&'static str> {
+    Ok(match key {
+        "w" | "width" => "w",
+        "h" | "height" => "h",
+        "fit" => "fit",
+        "g" | "gravity" => "g",
+        "f" | "format" => "f",
+        "q" | "quality" => "q",
+        "dpr" => "dpr",
+        "blur" => "blur",
+        "rotate" | "r" => "rotate",
+        _ => return Err(invalid_option(format!("unknown option {key:?}"))),
+    })
+}
+
+/// Picks the best format the client accepts: AVIF, then WebP, then JPEG (PNG for sources that
+/// may carry transparency).
+fn negotiate(source: ImageFormat, accept: &str) -> ImageFormat {
+    let accepts = |mime: &str| {
+        accept.split(',').any(|part| {
+            let mut fields = part.split(';').map(str::trim);
+            fields.next() == Some(mime) && !fields.any(|p| p.replace(' ', "") == "q=0")
+        })
+    };
+    if accepts("image/avif") {
+        ImageFormat::Avif
+    } else if accepts("image/webp") {
+        ImageFormat::Webp
+    } else if matches!(source, ImageFormat::Png | ImageFormat::Gif | ImageFormat::Webp) {
+        ImageFormat::Png
+    } else {
+        ImageFormat::Jpeg
+    }
+}
+
+/// A resolved spec plus whether the response depends on `Accept`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub spec: RenderSpec,
+    /// True when `f=auto` chose the format, so responses must carry `Vary: Accept`.
+    pub vary_accept: bool,
+}
+
+/// Everything the renderer needs, with no choice left open.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RenderSpec {
+    /// Target width in pixels (dpr applied).
+    pub width: Option<u32>,
+    /// Target height in pixels (dpr applied).
+    pub height: Option<u32>,
+    pub fit: Fit,
+    /// Only meaningful for `fit=cover` with both sides; [`Gravity::Center`] otherwise.
+    pub gravity: Gravity,
+    pub format: ImageFormat,
+    /// 1..=100; 100 for lossless formats, where it is ignored.
+    pub quality: u8,
+    pub blur_tenths: Option<u16>,
+    pub rotate: Rotation,
+}
+
+impl RenderSpec {
+    /// One string per distinct output: fixed key order, defaults left out.
+    pub fn canonical(&self) -> String {
+        let mut out = String::new();
+        if let Some(w) = self.width {
+            let _ = write!(out, "w={w},");
+        }
+        if let Some(h) = self.height {
+            let _ = write!(out, "h={h},");
+        }
+        if self.fit != Fit::Inside {
+            let _ = write!(out, "fit={},", fit_name(self.fit));
+        }
+        if self.gravity != Gravity::Center {
+            let _ = write!(out, "g={},", gravity_name(self.gravity));
+        }
+        let _ = write!(out, "f={},q={}", self.format.name(), self.quality);
+        if let Some(b) = self.blur_tenths {
+            let _ = write!(out, ",blur={}.{}", b / 10, b % 10);
+        }
+        if self.rotate != Rotation::R0 {
+            let _ = write!(out, ",rotate={}", rotation_degrees(self.rotate));
+        }
+        out
+    }
+
+    /// The stored variant's key for this spec applied to `source`.
+    pub fn variant_key(&self, source: &ContentHash) -> VariantKey {
+        VariantKey::derive(&[PIPELINE_VERSION, source.as_str(), &self.canonical()])
+    }
+}
+
+fn fit_name(fit: Fit) -> &'static str {
+    match fit {
+        Fit::Cover => "cover",
+        Fit::Contain => "contain",
+        Fit::Fill => "fill",
+        Fit::Inside => "inside",
+        Fit::Outside => "outside",
+    }
+}
+
+fn gravity_name(g: Gravity) -> &'static str {
+    match g {
+        Gravity::Center => "center",
+        Gravity::North => "n",
+        Gravity::South => "s",
+        Gravity::East => "e",
+        Gravity::West => "w",
+        Gravity::NorthEast => "ne",
+        Gravity::NorthWest => "nw",
+        Gravity::SouthEast => "se",
+        Gravity::SouthWest => "sw",
+        Gravity::Smart => "smart",
+    }
+}
+
+/// Degrees clockwise.
+pub fn rotation_degrees(r: Rotation) -> u16 {
+    match r {
+        Rotation::R0 => 0,
+        Rotation::R90 => 90,
+        Rotation::R180 => 180,
+        Rotation::R270 => 270,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: TransformLimits = TransformLimits { max_dimension: 4000 };
+    const QUALITY: QualityDefaults = QualityDefaults { jpeg: 80, webp: 80, avif: 60 };
+
+    fn parse(s: &str) -> Result<TransformSpec> {
+        TransformSpec::parse(s, &Presets::default(), &LIMITS)
+    }
+
+    fn canonical(s: &str) -> String {
+        parse(s).unwrap().resolve(ImageFormat::Jpeg, None, &QUALITY).spec.canonical()
+    }
+
+    #[test]
+    fn order_and_aliases_do_not_change_the_key() {
+        assert_eq!(canonical("w=400,h=300,fit=cover,f=webp,q=80"), canonical("q=80,f=webp,fit=cover,h=300,w=400"));
+        assert_eq!(canonical("width=400,format=webp"), canonical("w=400,f=webp"));
+        assert_eq!(canonical("w=200,dpr=2"), canonical("w=400"));
+        assert_eq!(canonical("w=400"), canonical("w=400,fit=inside,q=80,rotate=0"));
+        assert_eq!(canonical("w=400,g=smart"), canonical("w=400"), "gravity only matters for cover");
+        assert_ne!(canonical("w=400,h=300,fit=cover,g=smart"), canonical("w=400,h=300,fit=cover"));
+        assert_eq!(canonical("w=400,h=300,fit=cover,g=smart,blur=2.5"), "w=400,h=300,fit=cover,g=smart,f=jpeg,q=80,blur=2.5");
+    }
+
+    #[test]
+    fn bad_options_have_stable_codes() {
+        let code = |s: &str| parse(s).unwrap_err().code();
+        assert_eq!(code("w=abc"), "invalid_option");
+        assert_eq!(code("w=0"), "option_out_of_range");
+        assert_eq!(code("w=4001"), "option_out_of_range");
+        assert_eq!(code("w=3000,dpr=2"), "option_out_of_range");
+        assert_eq!(code("q=0"), "option_out_of_range");
+        assert_eq!(code("q=101"), "option_out_of_range");
+        assert_eq!(code("dpr=5"), "option_out_of_range");
+        assert_eq!(code("rotate=45"), "option_out_of_range");
+        assert_eq!(code("blur=0"), "option_out_of_range");
+        assert_eq!(code("fit=squash"), "invalid_option");
+        assert_eq!(code("f=bmp"), "invalid_option");
+        assert_eq!(code("zoom=2"), "invalid_option");
+        assert_eq!(code("w=1,w=2"), "duplicate_option");
+        assert_eq!(code("nosuchpreset"), "unknown_preset");
+        assert_eq!(code(""), "invalid_option");
+        assert_eq!(code("w=1,"), "unknown_preset");
+    }
+
+    #[test]
+    fn presets_expand_and_explicit_options_override() {
+        let raw = BTreeMap::from([("thumb".to_owned(), "w=200,h=200,fit=cover,f=jpeg".to_owned())]);
+        let presets = Presets::parse(&raw, &LIMITS).unwrap();
+        let spec = TransformSpec::parse("thumb,f=webp", &presets, &LIMITS).unwrap();
+        assert_eq!(spec.width, Some(200));
+        assert_eq!(spec.format, Some(FormatChoice::Fixed(ImageFormat::Webp)));
+        let bad = BTreeMap::from([("x".to_owned(), "thumb".to_owned())]);
+        assert_eq!(Presets::parse(&bad, &LIMITS).unwrap_err().code(), "invalid_preset");
+    }
+
+    #[test]
+    fn auto_negotiates_from_accept() {
+        let spec = parse("w=10,f=auto").unwrap();
+        let pick = |src, accept| spec.resolve(src, Some(accept), &QUALITY);
+        let chrome = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+        assert_eq!(pick(ImageFormat::Jpeg, chrome).spec.format, ImageFormat::Avif);
+        assert_eq!(pick(ImageFormat::Jpeg, "image/webp,*/*").spec.format, ImageFormat::Webp);
+        assert_eq!(pick(ImageFormat::Jpeg, "image/avif;q=0,image/webp").spec.format, ImageFormat::Webp);
+        assert_eq!(pick(ImageFormat::Jpeg, "*/*").spec.format, ImageFormat::Jpeg);
+        assert_eq!(pick(ImageFormat::Png, "*/*").spec.format, ImageFormat::Png);
+        assert!(pick(ImageFormat::Jpeg, "*/*").vary_accept);
+        assert_eq!(pick(ImageFormat::Jpeg, "*/*").spec.quality, 80);
+        assert_eq!(pick(ImageFormat::Jpeg, chrome).spec.quality, 60);
+        assert!(!parse("w=10").unwrap().resolve(ImageFormat::Png, None, &QUALITY).vary_accept);
+    }
+
+    #[test]
+    fn variant_keys_depend_on_source_and_spec() {
+        let a = ContentHash::of(b"a");
+        let b = ContentHash::of(b"b");
+        let spec = parse("w=10").unwrap().resolve(ImageFormat::Jpeg, None, &QUALITY).spec;
+        let other = parse("w=11").unwrap().resolve(ImageFormat::Jpeg, None, &QUALITY).spec;
+        assert_ne!(spec.variant_key(&a), spec.variant_key(&b));
+        assert_ne!(spec.variant_key(&a), other.variant_key(&a));
+        assert_eq!(spec.variant_key(&a), spec.clone().variant_key(&a));
+    }
+}

@@ -1,0 +1,19 @@
+//! imgd-imaging: the pure CPU pipeline, bytes in, bytes out.
+//!
+//! `probe -> decode (scaled, with limits) -> orient -> resize -> crop/pad -> blur -> encode`
+//!
+//! - [`probe`]: format, dimensions, orientation and frame count from headers alone.
+//! - [`decode`]: pixels, scaled while decoding where the codec allows (JPEG DCT scaling).
+//! - [`ops`]: geometry ([`ops::layout`]) and one file per pixel operation.
+//! - [`encode`]: JPEG, PNG, WebP, AVIF and GIF writers, colour profile kept.
+//! - [`pipeline`]: [`Pipeline`], the `Imaging` port implementation tying them together.
+//!
+//! Nothing here does I/O or async; callers run it on the render pool.
+
+pub mod decode;
+pub mod encode;
+pub mod ops;
+pub mod pipeline;
+pub mod probe;
+
+pub use pipeline::{Pipeline, PipelineSettings};

@@ -1,0 +1,132 @@
+//! Geometry: what size to resize to and what to crop or pad, from the displayed source size and
+//! the spec. Pure arithmetic, tested exhaustively for the invariants that matter (exact boxes
+//! for cover/contain/fill, no enlargement for inside/outside, never a zero side).
+
+use imgd_core::transform::{Fit, RenderSpec};
+
+/// The plan for one render, all sizes in output orientation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Size to resize the (oriented) source to.
+    pub resize: (u32, u32),
+    /// Crop the resized image to this size (`fit=cover`).
+    pub crop: Option<(u32, u32)>,
+    /// Pad the resized image to this size (`fit=contain`).
+    pub pad: Option<(u32, u32)>,
+}
+
+fn scaled(n: u32, scale: f64) -> u32 {
+    ((f64::from(n) * scale).round() as u32).max(1)
+}
+
+/// Plans a render of a `source`-sized image.
+pub fn plan(source: (u32, u32), spec: &RenderSpec) -> Layout {
+    let (sw, sh) = source;
+    let keep = Layout { resize: source, crop: None, pad: None };
+    let never_enlarge = matches!(spec.fit, Fit::Inside | Fit::Outside);
+    let limit = |scale: f64| if never_enlarge { scale.min(1.0) } else { scale };
+    match (spec.width, spec.height) {
+        (None, None) => keep,
+        (Some(w), None) => {
+            let s = limit(f64::from(w) / f64::from(sw));
+            Layout { resize: (scaled(sw, s), scaled(sh, s)), crop: None, pad: None }
+        }
+        (None, Some(h)) => {
+            let s = limit(f64::from(h) / f64::from(sh));
+            Layout { resize: (scaled(sw, s), scaled(sh, s)), crop: None, pad: None }
+        }
+        (Some(w), Some(h)) => {
+            let (sx, sy) = (f64::from(w) / f64::from(sw), f64::from(h) / f64::from(sh));
+            match spec.fit {
+                Fit::Fill => Layout { resize: (w, h), crop: None, pad: None },
+                Fit::Inside => {
+                    let s = limit(sx.min(sy));
+                    Layout { resize: (scaled(sw, s).min(w), scaled(sh, s).min(h)), crop: None, pad: None }
+                }
+                Fit::Outside => {
+                    let s = limit(sx.max(sy));
+                    Layout { resize: (scaled(sw, s), scaled(sh, s)), crop: None, pad: None }
+                }
+                Fit::Cover => {
+                    let s = sx.max(sy);
+                    let resize = (scaled(sw, s).max(w), scaled(sh, s).max(h));
+                    Layout { resize, crop: Some((w, h)), pad: None }
+                }
+                Fit::Contain => {
+                    let s = sx.min(sy);
+                    let resize = (scaled(sw, s).min(w), scaled(sh, s).min(h));
+                    Layout { resize, crop: None, pad: Some((w, h)) }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imgd_core::format::ImageFormat;
+    use imgd_core::transform::{Gravity, Rotation};
+
+    fn spec(w: Option<u32>, h: Option<u32>, fit: Fit) -> RenderSpec {
+        RenderSpec {
+            width: w,
+            height: h,
+            fit,
+            gravity: Gravity::Center,
+            format: ImageFormat::Jpeg,
+            quality: 80,
+            blur_tenths: None,
+            rotate: Rotation::R0,
+        }
+    }
+
+    fn final_size(l: &Layout) -> (u32, u32) {
+        l.crop.or(l.pad).unwrap_or(l.resize)
+    }
+
+    #[test]
+    fn examples() {
+        assert_eq!(plan((5472, 3648), &spec(Some(400), None, Fit::Inside)).resize, (400, 267));
+        assert_eq!(plan((100, 50), &spec(Some(400), None, Fit::Inside)).resize, (100, 50), "inside never enlarges");
+        let cover = plan((400, 200), &spec(Some(100), Some(100), Fit::Cover));
+        assert_eq!((cover.resize, cover.crop), ((200, 100), Some((100, 100))));
+        let contain = plan((400, 200), &spec(Some(100), Some(100), Fit::Contain));
+        assert_eq!((contain.resize, contain.pad), ((100, 50), Some((100, 100))));
+        assert_eq!(plan((400, 200), &spec(Some(100), Some(100), Fit::Outside)).resize, (200, 100));
+        assert_eq!(plan((400, 200), &spec(Some(10), Some(90), Fit::Fill)).resize, (10, 90));
+    }
+
+    #[test]
+    fn invariants_hold_over_many_sizes() {
+        let sizes = [1u32, 2, 3, 7, 64, 99, 400, 1001, 4000];
+        for &sw in &sizes {
+            for &sh in &sizes {
+                for &w in &sizes {
+                    for &h in &sizes {
+                        for fit in [Fit::Cover, Fit::Contain, Fit::Fill, Fit::Inside, Fit::Outside] {
+                            let l = plan((sw, sh), &spec(Some(w), Some(h), fit));
+                            assert!(l.resize.0 >= 1 && l.resize.1 >= 1);
+                            match fit {
+                                Fit::Cover => {
+                                    assert_eq!(final_size(&l), (w, h));
+                                    assert!(l.resize.0 >= w && l.resize.1 >= h);
+                                }
+                                Fit::Contain => {
+                                    assert_eq!(final_size(&l), (w, h));
+                                    assert!(l.resize.0 <= w && l.resize.1 <= h);
+                                }
+                                Fit::Fill => assert_eq!(final_size(&l), (w, h)),
+                                Fit::Inside => {
+                                    assert!(l.resize.0 <= w.max(1) && l.resize.1 <= h.max(1));
+                                    assert!(l.resize.0 <= sw && l.resize.1 <= sh);
+                                }
+                                Fit::Outside => assert!(l.resize.0 <= sw && l.resize.1 <= sh),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Probing: what an image is and how big, read from headers without decoding pixels, so limits
+//! are enforced before any large allocation.
+
+use std::io::Cursor;
+
+use imgd_core::format::{sniff, ImageFormat, Sniffed};
+use imgd_core::{Error, Result};
+
+/// Header facts about an image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub format: ImageFormat,
+    /// Stored width, before orientation.
+    pub width: u32,
+    /// Stored height, before orientation.
+    pub height: u32,
+    /// EXIF orientation, 1..=8 (1 when absent).
+    pub orientation: u8,
+    pub frames: u32,
+}
+
+impl Probe {
+    /// True when the EXIF orientation swaps width and height.
+    pub fn transposed(&self) -> bool {
+        self.orientation >= 5
+    }
+
+    /// Dimensions as displayed.
+    pub fn oriented_size(&self) -> (u32, u32) {
+        if self.transposed() { (self.height, self.width) } else { (self.width, self.height) }
+    }
+}
+
+/// Reads the header of `bytes`.
+pub fn probe(bytes: &[u8]) -> Result<Probe> {
+    let format = match sniff(bytes) {
+        Sniffed::Image(ImageFormat::Avif) => {
+            return Err(Error::UnsupportedFormat("AVIF input cannot be decoded by this build; AVIF is an output format".into()));
+        }
+        Sniffed::Image(format) => format,
+        Sniffed::Svg => return Err(Error::UnsupportedFormat("SVG is not accepted: it can carry scripts".into())),
+        Sniffed::Html => return Err(Error::UnsupportedFormat("HTML is not an image".into())),
+        Sniffed::Unknown => {
+            return Err(Error::UnsupportedFormat("not a JPEG, PNG, GIF or WebP image (judged by its bytes)".into()));
+        }
+    };
+    let (width, height) = dimensions(format, bytes)?;
+    if width == 0 || height == 0 {
+        return Err(Error::CorruptImage("zero width or height".into()));
+    }
+    let frames = match format {
+        ImageFormat::Gif => gif_frames(bytes),
+        ImageFormat::Webp => webp_frames(bytes),
+        _ => 1,
+    };
+    Ok(Probe { format, width, height, orientation: orientation(bytes), frames })
+}
+
+fn corrupt(e: impl std::fmt::Display) -> Error {
+    Error::CorruptImage(e.to_string())
+}
+
+fn dimensions(format: ImageFormat, bytes: &[u8]) -> Result<(u32, u32)> {
+    if format == ImageFormat::Jpeg {
+        let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+        decoder.read_info().map_err(corrupt)?;
+        let info = decoder.info().ok_or_else(|| corrupt("no frame header"))?;
+        return Ok((u32::from(info.width), u32::from(info.height)));
+    }
+    let image_format = match format {
+        ImageFormat::Png => image::ImageFormat::Png,
+        ImageFormat::Gif => image::ImageFormat::Gif,
+        _ => image::ImageFormat::WebP,
+    };
+    image::ImageReader::with_format(Cursor::new(bytes), image_format).into_dimensions().map_err(corrupt)
+}
+
+/// EXIF orientation from any container kamadak-exif understands; 1 when absent or unreadable.
+fn orientation(bytes: &[u8]) -> u8 {
+    let Ok(exif) = exif::Reader::new().read_from_container(&mut Cursor::new(bytes)) else { return 1 };
+    exif.get_field(exif::Tag::Orientation, exif::In::PRIMARY)
+        .and_then(|f| f.value.get_uint(0))
+        .filter(|o| (1..=8).contains(o))
+        .map_or(1, |o| o as u8)
+}
+
+/// Counts image descriptors by walking GIF blocks, without decompressing anything. A truncated
+/// file counts what it has; the decoder reports the damage.
+fn gif_frames(b: &[u8]) -> u32 {
+    let table_len = |packed: u8| if packed & 0x80 != 0 { 3usize << ((packed & 7) + 1) } else { 0 };
+    let skip_sub_blocks = |mut i: usize| {
+        while let Some(&len) = b.get(i) {
+            i += 1 + len as usize;
+            if len == 0 {
+                break;
+            }
+        }
+        i
+    };
+    let Some(&packed) = b.get(10) else { return 0 };
+    let mut i = 13 + table_len(packed);
+    let mut frames = 0;
+    while let Some(&block) = b.get(i) {
+        match block {
+            0x21 => i = skip_sub_blocks(i + 2),
+            0x2C => {
+                frames += 1;
+                let Some(&packed) = b.get(i + 9) else { break };
+                i = skip_sub_blocks(i + 10 + table_len(packed) + 1);
+            }
+            _ => break,
+        }
+    }
+    frames
+}
+
+/// Counts `ANMF` chunks of a WebP; a still WebP has one frame.
+fn webp_frames(b: &[u8]) -> u32 {
+    let mut i = 12;
+    let mut frames = 0;
+    while i + 8 <= b.len() {
+        let size = u32::from_le_bytes([b[i + 4], b[i + 5], b[i + 6], b[i + 7]]) as usize;
+        if &b[i..i + 4] == b"ANMF" {
+            frames += 1;
+        }
+        i = i.saturating_add(8).saturating_add(size).saturating_add(size & 1);
+    }
+    frames.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_gif_frames_from_blocks() {
+        let mut gif = b"GIF89a\x02\x00\x02\x00\x00\x00\x00".to_vec();
+        for _ in 0..3 {
+            gif.extend_from_slice(b"\x21\xF9\x04\x00\x00\x00\x00\x00");
+            gif.extend_from_slice(b"\x2C\x00\x00\x00\x00\x02\x00\x02\x00\x00\x02\x02\x44\x01\x00");
+        }
+        gif.push(0x3B);
+        assert_eq!(gif_frames(&gif), 3);
+        assert_eq!(gif_frames(&gif[..30]), 1);
+    }
+
+    #[test]
+    fn refuses_non_images_with_their_reason() {
+        assert_eq!(probe(b"<svg xmlns='http://www.w3.org/2000/svg'/>").unwrap_err().code(), "unsupported_format");
+        assert_eq!(probe(b"<!doctype html>").unwrap_err().code(), "unsupported_format");
+        assert_eq!(probe(b"plain text").unwrap_err().code(), "unsupported_format");
+        assert_eq!(probe(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 2]).unwrap_err().code(), "corrupt_image");
+    }
+}
