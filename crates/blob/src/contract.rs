@@ -14,7 +14,11 @@ async fn read(store: &dyn BlobStore, key: &BlobKey, range: Option<ByteRange>) ->
     let read = store.get(key, range).await.expect("get")?;
     let chunks: Vec<Bytes> = read.body.try_collect().await.expect("stream");
     let bytes = chunks.concat();
-    assert_eq!(bytes.len() as u64, read.len, "BlobRead::len matches the streamed bytes");
+    assert_eq!(
+        bytes.len() as u64,
+        read.len,
+        "BlobRead::len matches the streamed bytes"
+    );
     Some(bytes)
 }
 
@@ -23,7 +27,9 @@ async fn read(store: &dyn BlobStore, key: &BlobKey, range: Option<ByteRange>) ->
 pub async fn run(store: Arc<dyn BlobStore>, scratch: &Path) {
     let store = store.as_ref();
     let unique = imgd_core::id::ImageId::generate();
-    let content = format!("contract payload {unique}").repeat(5000).into_bytes();
+    let content = format!("contract payload {unique}")
+        .repeat(5000)
+        .into_bytes();
     let hash = ContentHash::of(&content);
     let key = BlobKey::original(&hash);
 
@@ -31,7 +37,10 @@ pub async fn run(store: Arc<dyn BlobStore>, scratch: &Path) {
     assert!(store.get(&key, None).await.unwrap().is_none());
     assert!(store.read_all(&key).await.unwrap().is_none());
     assert_eq!(store.size(&key).await.unwrap(), None);
-    store.delete(&key).await.expect("deleting a missing blob is fine");
+    store
+        .delete(&key)
+        .await
+        .expect("deleting a missing blob is fine");
 
     // put_file moves a staged file in.
     let staged = scratch.join(format!("staged-{unique}"));
@@ -40,20 +49,41 @@ pub async fn run(store: Arc<dyn BlobStore>, scratch: &Path) {
     assert!(!staged.exists(), "the store takes the staged file");
     assert_eq!(store.size(&key).await.unwrap(), Some(content.len() as u64));
     assert_eq!(read(store, &key, None).await.unwrap(), content);
-    assert_eq!(&store.read_all(&key).await.unwrap().unwrap()[..], &content[..]);
+    assert_eq!(
+        &store.read_all(&key).await.unwrap().unwrap()[..],
+        &content[..]
+    );
 
     // Ranges.
     let range = ByteRange { start: 10, end: 19 };
-    assert_eq!(read(store, &key, Some(range)).await.unwrap(), &content[10..20]);
+    assert_eq!(
+        read(store, &key, Some(range)).await.unwrap(),
+        &content[10..20]
+    );
     let last = content.len() as u64 - 1;
-    assert_eq!(read(store, &key, Some(ByteRange { start: last, end: last })).await.unwrap(), &content[content.len() - 1..]);
+    assert_eq!(
+        read(
+            store,
+            &key,
+            Some(ByteRange {
+                start: last,
+                end: last
+            })
+        )
+        .await
+        .unwrap(),
+        &content[content.len() - 1..]
+    );
 
     // Writes are idempotent: an existing key keeps its bytes and the staged file still goes.
     let staged_again = scratch.join(format!("staged-again-{unique}"));
     std::fs::write(&staged_again, b"different").unwrap();
     store.put_file(&key, &staged_again).await.unwrap();
     assert!(!staged_again.exists());
-    store.put_bytes(&key, Bytes::from_static(b"different")).await.unwrap();
+    store
+        .put_bytes(&key, Bytes::from_static(b"different"))
+        .await
+        .unwrap();
     assert_eq!(read(store, &key, None).await.unwrap(), content);
 
     // Variants live under their source's prefix and go with it.
@@ -61,15 +91,36 @@ pub async fn run(store: Arc<dyn BlobStore>, scratch: &Path) {
         .map(|i| BlobKey::variant(&hash, &VariantKey::from_stored(format!("{:064x}", i))))
         .collect();
     for (i, v) in variants.iter().enumerate() {
-        store.put_bytes(v, Bytes::from(vec![i as u8; 100])).await.unwrap();
+        store
+            .put_bytes(v, Bytes::from(vec![i as u8; 100]))
+            .await
+            .unwrap();
     }
-    assert_eq!(read(store, &variants[2], None).await.unwrap(), vec![2u8; 100]);
-    assert_eq!(store.delete_prefix(&BlobKey::variant_prefix(&hash)).await.unwrap(), 3);
+    assert_eq!(
+        read(store, &variants[2], None).await.unwrap(),
+        vec![2u8; 100]
+    );
+    assert_eq!(
+        store
+            .delete_prefix(&BlobKey::variant_prefix(&hash))
+            .await
+            .unwrap(),
+        3
+    );
     for v in &variants {
         assert!(store.get(v, None).await.unwrap().is_none());
     }
-    assert!(store.get(&key, None).await.unwrap().is_some(), "deleting variants keeps the original");
-    assert_eq!(store.delete_prefix(&BlobKey::variant_prefix(&hash)).await.unwrap(), 0);
+    assert!(
+        store.get(&key, None).await.unwrap().is_some(),
+        "deleting variants keeps the original"
+    );
+    assert_eq!(
+        store
+            .delete_prefix(&BlobKey::variant_prefix(&hash))
+            .await
+            .unwrap(),
+        0
+    );
 
     // Delete.
     store.delete(&key).await.unwrap();

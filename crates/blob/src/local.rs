@@ -62,7 +62,9 @@ impl LocalBlobStore {
     /// Renames `from` to `key`'s path durably.
     async fn install(&self, from: &Path, key: &BlobKey) -> Result<()> {
         let to = self.path(key);
-        let dir = to.parent().ok_or_else(|| Error::internal("blob key without a folder"))?;
+        let dir = to
+            .parent()
+            .ok_or_else(|| Error::internal("blob key without a folder"))?;
         tokio::fs::create_dir_all(dir).await?;
         tokio::fs::rename(from, &to).await?;
         fsync_dir(dir).await
@@ -77,7 +79,9 @@ impl LocalBlobStore {
 impl BlobStore for LocalBlobStore {
     async fn put_file(&self, key: &BlobKey, staged: &Path) -> Result<()> {
         if self.exists(key).await? {
-            tokio::fs::remove_file(staged).await.or_else(|e| if missing(&e) { Ok(()) } else { Err(e) })?;
+            tokio::fs::remove_file(staged)
+                .await
+                .or_else(|e| if missing(&e) { Ok(()) } else { Err(e) })?;
             return Ok(());
         }
         match self.install(staged, key).await {
@@ -94,7 +98,9 @@ impl BlobStore for LocalBlobStore {
         if self.exists(key).await? {
             return Ok(());
         }
-        let temp = self.tmp.join(format!("{}.tmp", hex::encode(random_bytes::<12>())));
+        let temp = self
+            .tmp
+            .join(format!("{}.tmp", hex::encode(random_bytes::<12>())));
         let mut guard = TempGuard(Some(temp.clone()));
         let mut file = tokio::fs::File::create(&temp).await?;
         file.write_all(&bytes).await?;
@@ -149,7 +155,9 @@ impl BlobStore for LocalBlobStore {
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         if prefix.is_empty() || prefix.contains("..") {
-            return Err(Error::internal(format!("refusing to delete prefix {prefix:?}")));
+            return Err(Error::internal(format!(
+                "refusing to delete prefix {prefix:?}"
+            )));
         }
         let dir = self.root.join(prefix);
         let mut count = 0;
@@ -163,13 +171,17 @@ impl BlobStore for LocalBlobStore {
                 count += 1;
             }
         }
-        tokio::fs::remove_dir_all(&dir).await.or_else(|e| if missing(&e) { Ok(()) } else { Err(e) })?;
+        tokio::fs::remove_dir_all(&dir)
+            .await
+            .or_else(|e| if missing(&e) { Ok(()) } else { Err(e) })?;
         Ok(count)
     }
 
     async fn check(&self) -> Result<()> {
         // A write proves more than a stat: a full or read-only disk fails here.
-        let probe = self.tmp.join(format!("ready-{}.tmp", hex::encode(random_bytes::<6>())));
+        let probe = self
+            .tmp
+            .join(format!("ready-{}.tmp", hex::encode(random_bytes::<6>())));
         let result = tokio::fs::write(&probe, b"ok").await;
         let _ = tokio::fs::remove_file(&probe).await;
         result.map_err(|e| Error::Unavailable(format!("data dir is not writable: {e}")))

@@ -18,7 +18,11 @@ pub struct MemoryBlobStore {
 
 impl MemoryBlobStore {
     fn lookup(&self, key: &BlobKey) -> Option<Bytes> {
-        self.blobs.lock().expect("blob map lock").get(key.as_str()).cloned()
+        self.blobs
+            .lock()
+            .expect("blob map lock")
+            .get(key.as_str())
+            .cloned()
     }
 }
 
@@ -32,18 +36,29 @@ impl BlobStore for MemoryBlobStore {
     }
 
     async fn put_bytes(&self, key: &BlobKey, bytes: Bytes) -> Result<()> {
-        self.blobs.lock().expect("blob map lock").entry(key.as_str().to_owned()).or_insert(bytes);
+        self.blobs
+            .lock()
+            .expect("blob map lock")
+            .entry(key.as_str().to_owned())
+            .or_insert(bytes);
         Ok(())
     }
 
     async fn get(&self, key: &BlobKey, range: Option<ByteRange>) -> Result<Option<BlobRead>> {
-        let Some(bytes) = self.lookup(key) else { return Ok(None) };
+        let Some(bytes) = self.lookup(key) else {
+            return Ok(None);
+        };
         let slice = match range {
-            Some(r) if (r.end as usize) < bytes.len() => bytes.slice(r.start as usize..=r.end as usize),
+            Some(r) if (r.end as usize) < bytes.len() => {
+                bytes.slice(r.start as usize..=r.end as usize)
+            }
             Some(_) => return Err(Error::internal("range past the end of the blob")),
             None => bytes,
         };
-        Ok(Some(BlobRead { len: slice.len() as u64, body: Box::pin(stream::once(async move { Ok(slice) })) }))
+        Ok(Some(BlobRead {
+            len: slice.len() as u64,
+            body: Box::pin(stream::once(async move { Ok(slice) })),
+        }))
     }
 
     async fn read_all(&self, key: &BlobKey) -> Result<Option<Bytes>> {
@@ -55,7 +70,10 @@ impl BlobStore for MemoryBlobStore {
     }
 
     async fn delete(&self, key: &BlobKey) -> Result<()> {
-        self.blobs.lock().expect("blob map lock").remove(key.as_str());
+        self.blobs
+            .lock()
+            .expect("blob map lock")
+            .remove(key.as_str());
         Ok(())
     }
 

@@ -1,1 +1,8 @@
-//! placeholder
+//! imgd-cluster: coordination ports. Today the in-process implementations that a single node
+//! needs; the Redis and hash-ring versions sit beside them when the cluster arrives.
+//!
+//! - [`local_lock`]: `LocalLocks`, keyed async mutexes with no leak of idle keys.
+
+pub mod local_lock;
+
+pub use local_lock::LocalLocks;

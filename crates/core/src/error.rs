@@ -56,7 +56,10 @@ pub enum Error {
 impl Error {
     /// Shorthand for [`Error::Invalid`].
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        Error::Invalid { code, message: message.into() }
+        Error::Invalid {
+            code,
+            message: message.into(),
+        }
     }
 
     /// Shorthand for [`Error::Internal`] from anything displayable.

@@ -16,8 +16,13 @@ pub enum ImageFormat {
 
 impl ImageFormat {
     /// Every format, in the order `f=` lists them.
-    pub const ALL: [ImageFormat; 5] =
-        [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::Gif, ImageFormat::Webp, ImageFormat::Avif];
+    pub const ALL: [ImageFormat; 5] = [
+        ImageFormat::Jpeg,
+        ImageFormat::Png,
+        ImageFormat::Gif,
+        ImageFormat::Webp,
+        ImageFormat::Avif,
+    ];
 
     /// The lowercase name used in JSON, options and storage.
     pub fn name(self) -> &'static str {
@@ -104,12 +109,27 @@ mod tests {
 
     #[test]
     fn sniffs_each_magic() {
-        assert_eq!(sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Sniffed::Image(ImageFormat::Jpeg));
-        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n...."), Sniffed::Image(ImageFormat::Png));
+        assert_eq!(
+            sniff(&[0xFF, 0xD8, 0xFF, 0xE0]),
+            Sniffed::Image(ImageFormat::Jpeg)
+        );
+        assert_eq!(
+            sniff(b"\x89PNG\r\n\x1a\n...."),
+            Sniffed::Image(ImageFormat::Png)
+        );
         assert_eq!(sniff(b"GIF89a......"), Sniffed::Image(ImageFormat::Gif));
-        assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Sniffed::Image(ImageFormat::Webp));
-        assert_eq!(sniff(b"\0\0\0\x1cftypavif\0\0"), Sniffed::Image(ImageFormat::Avif));
-        assert_eq!(sniff(b"  <?xml version='1.0'?><svg xmlns=''>"), Sniffed::Svg);
+        assert_eq!(
+            sniff(b"RIFF\0\0\0\0WEBPVP8 "),
+            Sniffed::Image(ImageFormat::Webp)
+        );
+        assert_eq!(
+            sniff(b"\0\0\0\x1cftypavif\0\0"),
+            Sniffed::Image(ImageFormat::Avif)
+        );
+        assert_eq!(
+            sniff(b"  <?xml version='1.0'?><svg xmlns=''>"),
+            Sniffed::Svg
+        );
         assert_eq!(sniff(b"<!DOCTYPE html><html>"), Sniffed::Html);
         assert_eq!(sniff(b"hello world"), Sniffed::Unknown);
         assert_eq!(sniff(b""), Sniffed::Unknown);

@@ -64,7 +64,11 @@ impl ImageId {
     /// Parses a path segment; anything but 32 lowercase hex digits is "not found", not an error,
     /// so probing ids reveals nothing.
     pub fn parse(s: &str) -> Result<Self> {
-        if is_lower_hex(s, 32) { Ok(ImageId(s.to_owned())) } else { Err(Error::NotFound("image")) }
+        if is_lower_hex(s, 32) {
+            Ok(ImageId(s.to_owned()))
+        } else {
+            Err(Error::NotFound("image"))
+        }
     }
 }
 
@@ -133,7 +137,10 @@ mod tests {
     #[test]
     fn malformed_image_ids_are_not_found() {
         for bad in ["", "abc", "../etc/passwd", &"G".repeat(32), &"A".repeat(32)] {
-            assert!(matches!(ImageId::parse(bad), Err(Error::NotFound(_))), "{bad}");
+            assert!(
+                matches!(ImageId::parse(bad), Err(Error::NotFound(_))),
+                "{bad}"
+            );
         }
     }
 }

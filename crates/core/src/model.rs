@@ -74,7 +74,10 @@ impl Cursor {
     pub fn decode(s: &str) -> crate::Result<Self> {
         let bad = || crate::Error::invalid("invalid_cursor", "the cursor is malformed");
         let (at, id) = s.split_once('.').ok_or_else(bad)?;
-        Ok(Cursor { created_at: at.parse().map_err(|_| bad())?, id: ImageId::parse(id).map_err(|_| bad())? })
+        Ok(Cursor {
+            created_at: at.parse().map_err(|_| bad())?,
+            id: ImageId::parse(id).map_err(|_| bad())?,
+        })
     }
 }
 
@@ -119,9 +122,26 @@ impl Role {
         }
     }
 
+    /// True when a key with this role may do what `required` allows: admin > owner > writer >
+    /// reader, each including the ones after it.
+    pub fn allows(self, required: Role) -> bool {
+        self.rank() >= required.rank()
+    }
+
+    fn rank(self) -> u8 {
+        match self {
+            Role::Admin => 3,
+            Role::Owner => 2,
+            Role::Writer => 1,
+            Role::Reader => 0,
+        }
+    }
+
     /// Parses [`Role::name`].
     pub fn from_name(s: &str) -> Option<Self> {
-        [Role::Admin, Role::Owner, Role::Writer, Role::Reader].into_iter().find(|r| r.name() == s)
+        [Role::Admin, Role::Owner, Role::Writer, Role::Reader]
+            .into_iter()
+            .find(|r| r.name() == s)
     }
 }
 

@@ -109,8 +109,15 @@ impl Presets {
     pub fn parse(raw: &BTreeMap<String, String>, limits: &TransformLimits) -> Result<Self> {
         let mut presets = BTreeMap::new();
         for (name, options) in raw {
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-                return Err(Error::invalid("invalid_preset", format!("preset name {name:?} must be [A-Za-z0-9_-]+")));
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                return Err(Error::invalid(
+                    "invalid_preset",
+                    format!("preset name {name:?} must be [A-Za-z0-9_-]+"),
+                ));
             }
             let spec = TransformSpec::parse(options, &Presets::default(), limits)
                 .map_err(|e| Error::invalid("invalid_preset", format!("preset {name:?}: {e}")))?;
@@ -134,14 +141,18 @@ fn out_of_range(message: impl Into<String>) -> Error {
 }
 
 fn parse_number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T> {
-    value.parse().map_err(|_| invalid_option(format!("{key}={value:?} is not a number")))
+    value
+        .parse()
+        .map_err(|_| invalid_option(format!("{key}={value:?} is not a number")))
 }
 
 /// Parses `1`, `1.5`, `2.25` into tenths, rounding to the nearest tenth.
 fn parse_tenths(key: &str, value: &str) -> Result<u32> {
     let number: f64 = parse_number(key, value)?;
     if !number.is_finite() || number < 0.0 {
-        return Err(out_of_range(format!("{key}={value} must be a positive number")));
+        return Err(out_of_range(format!(
+            "{key}={value} must be a positive number"
+        )));
     }
     Ok((number * 10.0).round().min(u32::MAX as f64) as u32)
 }
@@ -158,15 +169,21 @@ impl TransformSpec {
         }
         for token in options.split(',') {
             let Some((key, value)) = token.split_once('=') else {
-                let preset = presets
-                    .get(token)
-                    .ok_or_else(|| Error::invalid("unknown_preset", format!("no option or preset named {token:?}")))?;
+                let preset = presets.get(token).ok_or_else(|| {
+                    Error::invalid(
+                        "unknown_preset",
+                        format!("no option or preset named {token:?}"),
+                    )
+                })?;
                 spec = spec.overlaid_with(preset);
                 continue;
             };
             let key = canonical_key(key)?;
             if seen.contains(&key) {
-                return Err(Error::invalid("duplicate_option", format!("option {key} given twice")));
+                return Err(Error::invalid(
+                    "duplicate_option",
+                    format!("option {key} given twice"),
+                ));
             }
             seen.push(key);
             explicit.set(key, value, limits)?;
@@ -181,9 +198,16 @@ impl TransformSpec {
             "w" | "h" => {
                 let n: u32 = parse_number(key, value)?;
                 if n == 0 || n > limits.max_dimension {
-                    return Err(out_of_range(format!("{key} must be 1..={}", limits.max_dimension)));
+                    return Err(out_of_range(format!(
+                        "{key} must be 1..={}",
+                        limits.max_dimension
+                    )));
                 }
-                if key == "w" { self.width = Some(n) } else { self.height = Some(n) }
+                if key == "w" {
+                    self.width = Some(n)
+                } else {
+                    self.height = Some(n)
+                }
             }
             "fit" => {
                 self.fit = Some(match value {
@@ -192,7 +216,11 @@ impl TransformSpec {
                     "fill" => Fit::Fill,
                     "inside" => Fit::Inside,
                     "outside" => Fit::Outside,
-                    _ => return Err(invalid_option(format!("fit={value:?}: use cover, contain, fill, inside or outside"))),
+                    _ => {
+                        return Err(invalid_option(format!(
+                            "fit={value:?}: use cover, contain, fill, inside or outside"
+                        )));
+                    }
                 })
             }
             "g" => {
@@ -207,19 +235,28 @@ impl TransformSpec {
                     "se" => Gravity::SouthEast,
                     "sw" => Gravity::SouthWest,
                     "smart" | "entropy" | "attention" => Gravity::Smart,
-                    _ => return Err(invalid_option(format!("g={value:?}: use center, n, s, e, w, ne, nw, se, sw or smart"))),
+                    _ => {
+                        return Err(invalid_option(format!(
+                            "g={value:?}: use center, n, s, e, w, ne, nw, se, sw or smart"
+                        )));
+                    }
                 })
             }
             "f" => {
                 self.format = Some(match value {
                     "auto" => FormatChoice::Auto,
-                    other => FormatChoice::Fixed(ImageFormat::from_name(other).ok_or_else(|| {
-                        invalid_option(format!("f={value:?}: use jpeg, png, webp, avif, gif or auto"))
-                    })?),
+                    other => {
+                        FormatChoice::Fixed(ImageFormat::from_name(other).ok_or_else(|| {
+                            invalid_option(format!(
+                                "f={value:?}: use jpeg, png, webp, avif, gif or auto"
+                            ))
+                        })?)
+                    }
                 })
             }
             "q" => {
-                let q: u8 = parse_number(key, value).map_err(|_| out_of_range("q must be 1..=100"))?;
+                let q: u8 =
+                    parse_number(key, value).map_err(|_| out_of_range("q must be 1..=100"))?;
                 if !(1..=100).contains(&q) {
                     return Err(out_of_range("q must be 1..=100"));
                 }
@@ -274,7 +311,10 @@ impl TransformSpec {
     }
 
     fn check_dimensions(&self, limits: &TransformLimits) -> Result<()> {
-        for n in [self.scaled(self.width), self.scaled(self.height)].into_iter().flatten() {
+        for n in [self.scaled(self.width), self.scaled(self.height)]
+            .into_iter()
+            .flatten()
+        {
             if n > limits.max_dimension {
                 return Err(out_of_range(format!(
                     "output of {n} px (after dpr) exceeds the limit of {} px",
@@ -286,7 +326,12 @@ impl TransformSpec {
     }
 
     /// Makes every choice concrete for one source and one request.
-    pub fn resolve(&self, source: ImageFormat, accept: Option<&str>, quality: &QualityDefaults) -> Resolved {
+    pub fn resolve(
+        &self,
+        source: ImageFormat,
+        accept: Option<&str>,
+        quality: &QualityDefaults,
+    ) -> Resolved {
         let (format, vary_accept) = match self.format {
             Some(FormatChoice::Fixed(f)) => (f, false),
             Some(FormatChoice::Auto) => (negotiate(source, accept.unwrap_or("")), true),
@@ -309,9 +354,17 @@ impl TransformSpec {
                 width,
                 height,
                 fit,
-                gravity: if crops { self.gravity.unwrap_or_default() } else { Gravity::Center },
+                gravity: if crops {
+                    self.gravity.unwrap_or_default()
+                } else {
+                    Gravity::Center
+                },
                 format,
-                quality: if lossless { 100 } else { self.quality.unwrap_or(default_quality) },
+                quality: if lossless {
+                    100
+                } else {
+                    self.quality.unwrap_or(default_quality)
+                },
                 blur_tenths: self.blur_tenths,
                 rotate: self.rotate.unwrap_or_default(),
             },
@@ -348,7 +401,10 @@ fn negotiate(source: ImageFormat, accept: &str) -> ImageFormat {
         ImageFormat::Avif
     } else if accepts("image/webp") {
         ImageFormat::Webp
-    } else if matches!(source, ImageFormat::Png | ImageFormat::Gif | ImageFormat::Webp) {
+    } else if matches!(
+        source,
+        ImageFormat::Png | ImageFormat::Gif | ImageFormat::Webp
+    ) {
         ImageFormat::Png
     } else {
         ImageFormat::Jpeg
@@ -451,26 +507,55 @@ pub fn rotation_degrees(r: Rotation) -> u16 {
 mod tests {
     use super::*;
 
-    const LIMITS: TransformLimits = TransformLimits { max_dimension: 4000 };
-    const QUALITY: QualityDefaults = QualityDefaults { jpeg: 80, webp: 80, avif: 60 };
+    const LIMITS: TransformLimits = TransformLimits {
+        max_dimension: 4000,
+    };
+    const QUALITY: QualityDefaults = QualityDefaults {
+        jpeg: 80,
+        webp: 80,
+        avif: 60,
+    };
 
     fn parse(s: &str) -> Result<TransformSpec> {
         TransformSpec::parse(s, &Presets::default(), &LIMITS)
     }
 
     fn canonical(s: &str) -> String {
-        parse(s).unwrap().resolve(ImageFormat::Jpeg, None, &QUALITY).spec.canonical()
+        parse(s)
+            .unwrap()
+            .resolve(ImageFormat::Jpeg, None, &QUALITY)
+            .spec
+            .canonical()
     }
 
     #[test]
     fn order_and_aliases_do_not_change_the_key() {
-        assert_eq!(canonical("w=400,h=300,fit=cover,f=webp,q=80"), canonical("q=80,f=webp,fit=cover,h=300,w=400"));
-        assert_eq!(canonical("width=400,format=webp"), canonical("w=400,f=webp"));
+        assert_eq!(
+            canonical("w=400,h=300,fit=cover,f=webp,q=80"),
+            canonical("q=80,f=webp,fit=cover,h=300,w=400")
+        );
+        assert_eq!(
+            canonical("width=400,format=webp"),
+            canonical("w=400,f=webp")
+        );
         assert_eq!(canonical("w=200,dpr=2"), canonical("w=400"));
-        assert_eq!(canonical("w=400"), canonical("w=400,fit=inside,q=80,rotate=0"));
-        assert_eq!(canonical("w=400,g=smart"), canonical("w=400"), "gravity only matters for cover");
-        assert_ne!(canonical("w=400,h=300,fit=cover,g=smart"), canonical("w=400,h=300,fit=cover"));
-        assert_eq!(canonical("w=400,h=300,fit=cover,g=smart,blur=2.5"), "w=400,h=300,fit=cover,g=smart,f=jpeg,q=80,blur=2.5");
+        assert_eq!(
+            canonical("w=400"),
+            canonical("w=400,fit=inside,q=80,rotate=0")
+        );
+        assert_eq!(
+            canonical("w=400,g=smart"),
+            canonical("w=400"),
+            "gravity only matters for cover"
+        );
+        assert_ne!(
+            canonical("w=400,h=300,fit=cover,g=smart"),
+            canonical("w=400,h=300,fit=cover")
+        );
+        assert_eq!(
+            canonical("w=400,h=300,fit=cover,g=smart,blur=2.5"),
+            "w=400,h=300,fit=cover,g=smart,f=jpeg,q=80,blur=2.5"
+        );
     }
 
     #[test]
@@ -496,13 +581,19 @@ mod tests {
 
     #[test]
     fn presets_expand_and_explicit_options_override() {
-        let raw = BTreeMap::from([("thumb".to_owned(), "w=200,h=200,fit=cover,f=jpeg".to_owned())]);
+        let raw = BTreeMap::from([(
+            "thumb".to_owned(),
+            "w=200,h=200,fit=cover,f=jpeg".to_owned(),
+        )]);
         let presets = Presets::parse(&raw, &LIMITS).unwrap();
         let spec = TransformSpec::parse("thumb,f=webp", &presets, &LIMITS).unwrap();
         assert_eq!(spec.width, Some(200));
         assert_eq!(spec.format, Some(FormatChoice::Fixed(ImageFormat::Webp)));
         let bad = BTreeMap::from([("x".to_owned(), "thumb".to_owned())]);
-        assert_eq!(Presets::parse(&bad, &LIMITS).unwrap_err().code(), "invalid_preset");
+        assert_eq!(
+            Presets::parse(&bad, &LIMITS).unwrap_err().code(),
+            "invalid_preset"
+        );
     }
 
     #[test]
@@ -510,23 +601,48 @@ mod tests {
         let spec = parse("w=10,f=auto").unwrap();
         let pick = |src, accept| spec.resolve(src, Some(accept), &QUALITY);
         let chrome = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
-        assert_eq!(pick(ImageFormat::Jpeg, chrome).spec.format, ImageFormat::Avif);
-        assert_eq!(pick(ImageFormat::Jpeg, "image/webp,*/*").spec.format, ImageFormat::Webp);
-        assert_eq!(pick(ImageFormat::Jpeg, "image/avif;q=0,image/webp").spec.format, ImageFormat::Webp);
-        assert_eq!(pick(ImageFormat::Jpeg, "*/*").spec.format, ImageFormat::Jpeg);
+        assert_eq!(
+            pick(ImageFormat::Jpeg, chrome).spec.format,
+            ImageFormat::Avif
+        );
+        assert_eq!(
+            pick(ImageFormat::Jpeg, "image/webp,*/*").spec.format,
+            ImageFormat::Webp
+        );
+        assert_eq!(
+            pick(ImageFormat::Jpeg, "image/avif;q=0,image/webp")
+                .spec
+                .format,
+            ImageFormat::Webp
+        );
+        assert_eq!(
+            pick(ImageFormat::Jpeg, "*/*").spec.format,
+            ImageFormat::Jpeg
+        );
         assert_eq!(pick(ImageFormat::Png, "*/*").spec.format, ImageFormat::Png);
         assert!(pick(ImageFormat::Jpeg, "*/*").vary_accept);
         assert_eq!(pick(ImageFormat::Jpeg, "*/*").spec.quality, 80);
         assert_eq!(pick(ImageFormat::Jpeg, chrome).spec.quality, 60);
-        assert!(!parse("w=10").unwrap().resolve(ImageFormat::Png, None, &QUALITY).vary_accept);
+        assert!(
+            !parse("w=10")
+                .unwrap()
+                .resolve(ImageFormat::Png, None, &QUALITY)
+                .vary_accept
+        );
     }
 
     #[test]
     fn variant_keys_depend_on_source_and_spec() {
         let a = ContentHash::of(b"a");
         let b = ContentHash::of(b"b");
-        let spec = parse("w=10").unwrap().resolve(ImageFormat::Jpeg, None, &QUALITY).spec;
-        let other = parse("w=11").unwrap().resolve(ImageFormat::Jpeg, None, &QUALITY).spec;
+        let spec = parse("w=10")
+            .unwrap()
+            .resolve(ImageFormat::Jpeg, None, &QUALITY)
+            .spec;
+        let other = parse("w=11")
+            .unwrap()
+            .resolve(ImageFormat::Jpeg, None, &QUALITY)
+            .spec;
         assert_ne!(spec.variant_key(&a), spec.variant_key(&b));
         assert_ne!(spec.variant_key(&a), other.variant_key(&a));
         assert_eq!(spec.variant_key(&a), spec.clone().variant_key(&a));

@@ -1,1 +1,23 @@
-//! placeholder
+//! imgd-http: the axum adapter. Handlers extract, call one use case, and shape the response;
+//! nothing here decides policy.
+//!
+//! - [`router`]: the route table and middleware stack.
+//! - [`state`]: [`AppState`], the services handlers reach.
+//! - [`routes`]: one file per resource (`images`, `delivery`, `ops`).
+//! - [`error`]: the one mapping from domain error to status and JSON body.
+//! - [`extract`]: the bearer-key extractor and query parsing.
+//! - [`conditional`]: ETag, `If-None-Match`, `If-Modified-Since` and `Range` for delivery.
+//! - [`view`]: JSON views of domain records.
+//! - [`middleware`]: request metrics.
+
+pub mod conditional;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod router;
+pub mod routes;
+pub mod state;
+pub mod view;
+
+pub use router::router;
+pub use state::AppState;

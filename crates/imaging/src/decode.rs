@@ -6,7 +6,7 @@
 //! GIF and WebP animations yield their first frame.
 
 use std::io::Cursor;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use image::codecs::{gif::GifDecoder, png::PngDecoder, webp::WebPDecoder};
 use image::{DynamicImage, ImageDecoder};
@@ -31,7 +31,12 @@ fn corrupt(e: impl std::fmt::Display) -> Error {
 ///
 /// A panic inside a codec (malformed input that slipped past its checks) becomes
 /// [`Error::CorruptImage`]: bad input is the client's problem, never a crash.
-pub fn decode(bytes: &[u8], probe: &Probe, at_least: Option<(u32, u32)>, max_pixels: u64) -> Result<Decoded> {
+pub fn decode(
+    bytes: &[u8],
+    probe: &Probe,
+    at_least: Option<(u32, u32)>,
+    max_pixels: u64,
+) -> Result<Decoded> {
     catch_unwind(AssertUnwindSafe(|| match probe.format {
         ImageFormat::Jpeg => decode_jpeg(bytes, probe, at_least, max_pixels),
         _ => decode_with_image(bytes, probe.format, max_pixels),
@@ -42,21 +47,33 @@ pub fn decode(bytes: &[u8], probe: &Probe, at_least: Option<(u32, u32)>, max_pix
 /// The largest power-of-two divisor (up to 8) that keeps both sides at least `at_least`.
 fn jpeg_scale_denominator(width: u32, height: u32, at_least: (u32, u32)) -> u32 {
     let mut denominator = 8;
-    while denominator > 1 && (width.div_ceil(denominator) < at_least.0 || height.div_ceil(denominator) < at_least.1) {
+    while denominator > 1
+        && (width.div_ceil(denominator) < at_least.0 || height.div_ceil(denominator) < at_least.1)
+    {
         denominator /= 2;
     }
     denominator
 }
 
-fn decode_jpeg(bytes: &[u8], probe: &Probe, at_least: Option<(u32, u32)>, max_pixels: u64) -> Result<Decoded> {
+fn decode_jpeg(
+    bytes: &[u8],
+    probe: &Probe,
+    at_least: Option<(u32, u32)>,
+    max_pixels: u64,
+) -> Result<Decoded> {
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
-    decoder.set_max_decoding_buffer_size(usize::try_from(max_pixels.saturating_mul(4)).unwrap_or(usize::MAX));
+    decoder.set_max_decoding_buffer_size(
+        usize::try_from(max_pixels.saturating_mul(4)).unwrap_or(usize::MAX),
+    );
     decoder.read_info().map_err(corrupt)?;
     if let Some(at_least) = at_least {
         let d = jpeg_scale_denominator(probe.width, probe.height, at_least);
         if d > 1 {
             decoder
-                .scale(probe.width.div_ceil(d) as u16, probe.height.div_ceil(d) as u16)
+                .scale(
+                    probe.width.div_ceil(d) as u16,
+                    probe.height.div_ceil(d) as u16,
+                )
                 .map_err(corrupt)?;
         }
     }
@@ -67,7 +84,10 @@ fn decode_jpeg(bytes: &[u8], probe: &Probe, at_least: Option<(u32, u32)>, max_pi
         jpeg_decoder::PixelFormat::RGB24 => pixels,
         jpeg_decoder::PixelFormat::L8 => pixels.iter().flat_map(|&l| [l, l, l]).collect(),
         // Big-endian 16-bit samples: the high byte is the 8-bit value.
-        jpeg_decoder::PixelFormat::L16 => pixels.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0]]).collect(),
+        jpeg_decoder::PixelFormat::L16 => pixels
+            .chunks_exact(2)
+            .flat_map(|p| [p[0], p[0], p[0]])
+            .collect(),
         jpeg_decoder::PixelFormat::CMYK32 => pixels
             .chunks_exact(4)
             .flat_map(|p| {
@@ -76,8 +96,12 @@ fn decode_jpeg(bytes: &[u8], probe: &Probe, at_least: Option<(u32, u32)>, max_pi
             })
             .collect(),
     };
-    let image = image::RgbImage::from_raw(w, h, rgb).ok_or_else(|| corrupt("pixel buffer does not match the frame size"))?;
-    Ok(Decoded { image: DynamicImage::ImageRgb8(image), icc: decoder.icc_profile() })
+    let image = image::RgbImage::from_raw(w, h, rgb)
+        .ok_or_else(|| corrupt("pixel buffer does not match the frame size"))?;
+    Ok(Decoded {
+        image: DynamicImage::ImageRgb8(image),
+        icc: decoder.icc_profile(),
+    })
 }
 
 fn decode_with_image(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> Result<Decoded> {
@@ -89,7 +113,12 @@ fn decode_with_image(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> Resu
         ImageFormat::Png => with_decoder(PngDecoder::new(cursor).map_err(corrupt)?, limits)?,
         ImageFormat::Gif => with_decoder(GifDecoder::new(cursor).map_err(corrupt)?, limits)?,
         ImageFormat::Webp => with_decoder(WebPDecoder::new(cursor).map_err(corrupt)?, limits)?,
-        other => return Err(Error::UnsupportedFormat(format!("cannot decode {}", other.name()))),
+        other => {
+            return Err(Error::UnsupportedFormat(format!(
+                "cannot decode {}",
+                other.name()
+            )));
+        }
     };
     let image = if image.color().has_alpha() {
         DynamicImage::ImageRgba8(image.into_rgba8())
@@ -99,7 +128,10 @@ fn decode_with_image(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> Resu
     Ok(Decoded { image, icc })
 }
 
-fn with_decoder(mut decoder: impl ImageDecoder, limits: image::Limits) -> Result<(DynamicImage, Option<Vec<u8>>)> {
+fn with_decoder(
+    mut decoder: impl ImageDecoder,
+    limits: image::Limits,
+) -> Result<(DynamicImage, Option<Vec<u8>>)> {
     decoder.set_limits(limits).map_err(corrupt)?;
     let icc = decoder.icc_profile().ok().flatten();
     let image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;

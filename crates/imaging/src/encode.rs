@@ -21,49 +21,82 @@ fn failed(format: ImageFormat) -> impl Fn(String) -> Error {
 }
 
 /// Encodes `image` (RGB8 or RGBA8) as `format` at `quality` (ignored by lossless formats).
-pub fn encode(image: &DynamicImage, format: ImageFormat, quality: u8, icc: Option<&[u8]>, options: EncodeOptions) -> Result<Vec<u8>> {
+pub fn encode(
+    image: &DynamicImage,
+    format: ImageFormat,
+    quality: u8,
+    icc: Option<&[u8]>,
+    options: EncodeOptions,
+) -> Result<Vec<u8>> {
     let fail = failed(format);
     let (w, h) = (image.width(), image.height());
     let mut out = Vec::new();
     match format {
         ImageFormat::Jpeg => {
             let rgb = flatten(image);
-            let (w16, h16) = (u16::try_from(w).map_err(|e| fail(e.to_string()))?, u16::try_from(h).map_err(|e| fail(e.to_string()))?);
+            let (w16, h16) = (
+                u16::try_from(w).map_err(|e| fail(e.to_string()))?,
+                u16::try_from(h).map_err(|e| fail(e.to_string()))?,
+            );
             let mut encoder = jpeg_encoder::Encoder::new(&mut out, quality);
             encoder.set_optimized_huffman_tables(true);
             if let Some(icc) = icc {
-                encoder.add_icc_profile(icc).map_err(|e| fail(e.to_string()))?;
+                encoder
+                    .add_icc_profile(icc)
+                    .map_err(|e| fail(e.to_string()))?;
             }
-            encoder.encode(rgb.as_raw(), w16, h16, jpeg_encoder::ColorType::Rgb).map_err(|e| fail(e.to_string()))?;
+            encoder
+                .encode(rgb.as_raw(), w16, h16, jpeg_encoder::ColorType::Rgb)
+                .map_err(|e| fail(e.to_string()))?;
         }
         ImageFormat::Png => {
-            let mut encoder = PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive);
+            let mut encoder =
+                PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive);
             if let Some(icc) = icc {
-                encoder.set_icc_profile(icc.to_vec()).map_err(|e| fail(e.to_string()))?;
+                encoder
+                    .set_icc_profile(icc.to_vec())
+                    .map_err(|e| fail(e.to_string()))?;
             }
-            let color = if image.color().has_alpha() { ExtendedColorType::Rgba8 } else { ExtendedColorType::Rgb8 };
-            encoder.write_image(image.as_bytes(), w, h, color).map_err(|e| fail(e.to_string()))?;
+            let color = if image.color().has_alpha() {
+                ExtendedColorType::Rgba8
+            } else {
+                ExtendedColorType::Rgb8
+            };
+            encoder
+                .write_image(image.as_bytes(), w, h, color)
+                .map_err(|e| fail(e.to_string()))?;
         }
         ImageFormat::Webp => {
             let encoder = match image {
                 DynamicImage::ImageRgba8(rgba) => webp::Encoder::from_rgba(rgba.as_raw(), w, h),
                 other => webp::Encoder::from_rgb(other.as_bytes(), w, h),
             };
-            let encoded = encoder.encode_simple(false, f32::from(quality)).map_err(|e| fail(format!("{e:?}")))?;
+            let encoded = encoder
+                .encode_simple(false, f32::from(quality))
+                .map_err(|e| fail(format!("{e:?}")))?;
             out = match icc {
                 Some(icc) => webp_with_icc(&encoded, icc, (w, h), image.color().has_alpha()),
                 None => encoded.to_vec(),
             };
         }
         ImageFormat::Avif => {
-            let encoder = ravif::Encoder::new().with_quality(f32::from(quality)).with_speed(options.avif_speed.clamp(1, 10));
+            let encoder = ravif::Encoder::new()
+                .with_quality(f32::from(quality))
+                .with_speed(options.avif_speed.clamp(1, 10));
             let encoded = match image {
                 DynamicImage::ImageRgba8(rgba) => {
-                    let pixels: Vec<ravif::RGBA8> = rgba.pixels().map(|p| ravif::RGBA8::new(p[0], p[1], p[2], p[3])).collect();
+                    let pixels: Vec<ravif::RGBA8> = rgba
+                        .pixels()
+                        .map(|p| ravif::RGBA8::new(p[0], p[1], p[2], p[3]))
+                        .collect();
                     encoder.encode_rgba(ravif::Img::new(&pixels[..], w as usize, h as usize))
                 }
                 other => {
-                    let pixels: Vec<ravif::RGB8> = other.as_bytes().chunks_exact(3).map(|p| ravif::RGB8::new(p[0], p[1], p[2])).collect();
+                    let pixels: Vec<ravif::RGB8> = other
+                        .as_bytes()
+                        .chunks_exact(3)
+                        .map(|p| ravif::RGB8::new(p[0], p[1], p[2]))
+                        .collect();
                     encoder.encode_rgb(ravif::Img::new(&pixels[..], w as usize, h as usize))
                 }
             };
@@ -71,7 +104,9 @@ pub fn encode(image: &DynamicImage, format: ImageFormat, quality: u8, icc: Optio
         }
         ImageFormat::Gif => {
             let rgba = image.to_rgba8();
-            GifEncoder::new(&mut out).encode(rgba.as_raw(), w, h, ExtendedColorType::Rgba8).map_err(|e| fail(e.to_string()))?;
+            GifEncoder::new(&mut out)
+                .encode(rgba.as_raw(), w, h, ExtendedColorType::Rgba8)
+                .map_err(|e| fail(e.to_string()))?;
         }
     }
     Ok(out)
@@ -136,25 +171,45 @@ mod tests {
 
     #[test]
     fn every_format_round_trips_through_a_decoder() {
-        let image = DynamicImage::ImageRgb8(RgbImage::from_fn(37, 21, |x, y| Rgb([x as u8 * 6, y as u8 * 12, 90])));
+        let image = DynamicImage::ImageRgb8(RgbImage::from_fn(37, 21, |x, y| {
+            Rgb([x as u8 * 6, y as u8 * 12, 90])
+        }));
         let options = EncodeOptions { avif_speed: 10 };
-        for format in [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::Webp, ImageFormat::Gif] {
+        for format in [
+            ImageFormat::Jpeg,
+            ImageFormat::Png,
+            ImageFormat::Webp,
+            ImageFormat::Gif,
+        ] {
             let bytes = encode(&image, format, 80, None, options).unwrap();
             let probe = crate::probe::probe(&bytes).unwrap();
-            let decoded = crate::decode::decode(&bytes, &probe, None, 1 << 20).unwrap().image;
+            let decoded = crate::decode::decode(&bytes, &probe, None, 1 << 20)
+                .unwrap()
+                .image;
             assert_eq!(probe.format, format);
             assert_eq!((decoded.width(), decoded.height()), (37, 21), "{format:?}");
         }
         let avif = encode(&image, ImageFormat::Avif, 60, None, options).unwrap();
-        assert_eq!(imgd_core::format::sniff(&avif), imgd_core::format::Sniffed::Image(ImageFormat::Avif));
+        assert_eq!(
+            imgd_core::format::sniff(&avif),
+            imgd_core::format::Sniffed::Image(ImageFormat::Avif)
+        );
     }
 
     #[test]
     fn webp_keeps_the_icc_profile() {
         let image = DynamicImage::ImageRgb8(RgbImage::from_pixel(8, 8, Rgb([10, 20, 30])));
         let icc = b"fake-icc-profile-bytes".to_vec();
-        let bytes = encode(&image, ImageFormat::Webp, 80, Some(&icc), EncodeOptions { avif_speed: 10 }).unwrap();
-        let mut decoder = image::codecs::webp::WebPDecoder::new(std::io::Cursor::new(&bytes)).unwrap();
+        let bytes = encode(
+            &image,
+            ImageFormat::Webp,
+            80,
+            Some(&icc),
+            EncodeOptions { avif_speed: 10 },
+        )
+        .unwrap();
+        let mut decoder =
+            image::codecs::webp::WebPDecoder::new(std::io::Cursor::new(&bytes)).unwrap();
         use image::ImageDecoder;
         assert_eq!(decoder.icc_profile().unwrap(), Some(icc));
         assert_eq!(decoder.dimensions(), (8, 8));

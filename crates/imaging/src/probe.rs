@@ -3,7 +3,7 @@
 
 use std::io::Cursor;
 
-use imgd_core::format::{sniff, ImageFormat, Sniffed};
+use imgd_core::format::{ImageFormat, Sniffed, sniff};
 use imgd_core::{Error, Result};
 
 /// Header facts about an image.
@@ -27,7 +27,11 @@ impl Probe {
 
     /// Dimensions as displayed.
     pub fn oriented_size(&self) -> (u32, u32) {
-        if self.transposed() { (self.height, self.width) } else { (self.width, self.height) }
+        if self.transposed() {
+            (self.height, self.width)
+        } else {
+            (self.width, self.height)
+        }
     }
 }
 
@@ -35,13 +39,21 @@ impl Probe {
 pub fn probe(bytes: &[u8]) -> Result<Probe> {
     let format = match sniff(bytes) {
         Sniffed::Image(ImageFormat::Avif) => {
-            return Err(Error::UnsupportedFormat("AVIF input cannot be decoded by this build; AVIF is an output format".into()));
+            return Err(Error::UnsupportedFormat(
+                "AVIF input cannot be decoded by this build; AVIF is an output format".into(),
+            ));
         }
         Sniffed::Image(format) => format,
-        Sniffed::Svg => return Err(Error::UnsupportedFormat("SVG is not accepted: it can carry scripts".into())),
+        Sniffed::Svg => {
+            return Err(Error::UnsupportedFormat(
+                "SVG is not accepted: it can carry scripts".into(),
+            ));
+        }
         Sniffed::Html => return Err(Error::UnsupportedFormat("HTML is not an image".into())),
         Sniffed::Unknown => {
-            return Err(Error::UnsupportedFormat("not a JPEG, PNG, GIF or WebP image (judged by its bytes)".into()));
+            return Err(Error::UnsupportedFormat(
+                "not a JPEG, PNG, GIF or WebP image (judged by its bytes)".into(),
+            ));
         }
     };
     let (width, height) = dimensions(format, bytes)?;
@@ -53,7 +65,13 @@ pub fn probe(bytes: &[u8]) -> Result<Probe> {
         ImageFormat::Webp => webp_frames(bytes),
         _ => 1,
     };
-    Ok(Probe { format, width, height, orientation: orientation(bytes), frames })
+    Ok(Probe {
+        format,
+        width,
+        height,
+        orientation: orientation(bytes),
+        frames,
+    })
 }
 
 fn corrupt(e: impl std::fmt::Display) -> Error {
@@ -72,12 +90,16 @@ fn dimensions(format: ImageFormat, bytes: &[u8]) -> Result<(u32, u32)> {
         ImageFormat::Gif => image::ImageFormat::Gif,
         _ => image::ImageFormat::WebP,
     };
-    image::ImageReader::with_format(Cursor::new(bytes), image_format).into_dimensions().map_err(corrupt)
+    image::ImageReader::with_format(Cursor::new(bytes), image_format)
+        .into_dimensions()
+        .map_err(corrupt)
 }
 
 /// EXIF orientation from any container kamadak-exif understands; 1 when absent or unreadable.
 fn orientation(bytes: &[u8]) -> u8 {
-    let Ok(exif) = exif::Reader::new().read_from_container(&mut Cursor::new(bytes)) else { return 1 };
+    let Ok(exif) = exif::Reader::new().read_from_container(&mut Cursor::new(bytes)) else {
+        return 1;
+    };
     exif.get_field(exif::Tag::Orientation, exif::In::PRIMARY)
         .and_then(|f| f.value.get_uint(0))
         .filter(|o| (1..=8).contains(o))
@@ -87,7 +109,13 @@ fn orientation(bytes: &[u8]) -> u8 {
 /// Counts image descriptors by walking GIF blocks, without decompressing anything. A truncated
 /// file counts what it has; the decoder reports the damage.
 fn gif_frames(b: &[u8]) -> u32 {
-    let table_len = |packed: u8| if packed & 0x80 != 0 { 3usize << ((packed & 7) + 1) } else { 0 };
+    let table_len = |packed: u8| {
+        if packed & 0x80 != 0 {
+            3usize << ((packed & 7) + 1)
+        } else {
+            0
+        }
+    };
     let skip_sub_blocks = |mut i: usize| {
         while let Some(&len) = b.get(i) {
             i += 1 + len as usize;
@@ -123,7 +151,10 @@ fn webp_frames(b: &[u8]) -> u32 {
         if &b[i..i + 4] == b"ANMF" {
             frames += 1;
         }
-        i = i.saturating_add(8).saturating_add(size).saturating_add(size & 1);
+        i = i
+            .saturating_add(8)
+            .saturating_add(size)
+            .saturating_add(size & 1);
     }
     frames.max(1)
 }
@@ -146,9 +177,23 @@ mod tests {
 
     #[test]
     fn refuses_non_images_with_their_reason() {
-        assert_eq!(probe(b"<svg xmlns='http://www.w3.org/2000/svg'/>").unwrap_err().code(), "unsupported_format");
-        assert_eq!(probe(b"<!doctype html>").unwrap_err().code(), "unsupported_format");
-        assert_eq!(probe(b"plain text").unwrap_err().code(), "unsupported_format");
-        assert_eq!(probe(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 2]).unwrap_err().code(), "corrupt_image");
+        assert_eq!(
+            probe(b"<svg xmlns='http://www.w3.org/2000/svg'/>")
+                .unwrap_err()
+                .code(),
+            "unsupported_format"
+        );
+        assert_eq!(
+            probe(b"<!doctype html>").unwrap_err().code(),
+            "unsupported_format"
+        );
+        assert_eq!(
+            probe(b"plain text").unwrap_err().code(),
+            "unsupported_format"
+        );
+        assert_eq!(
+            probe(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 2]).unwrap_err().code(),
+            "corrupt_image"
+        );
     }
 }

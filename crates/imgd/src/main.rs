@@ -1,1 +1,24 @@
-fn main() {}
+//! `imgd`: a self-hosted image service. See `imgd --help`.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = imgd::cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("imgd: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(imgd::commands::run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("imgd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -7,10 +7,14 @@ use std::time::Duration;
 
 use imgd_core::format::ImageFormat;
 use imgd_core::id::{ContentHash, ImageId, TenantId, VariantKey};
-use imgd_core::model::{now_millis, ApiKeyRecord, DeletedImage, ImagePatch, ImageRecord, ListQuery, Role, VariantRecord};
+use imgd_core::model::{
+    ApiKeyRecord, DeletedImage, ImagePatch, ImageRecord, ListQuery, Role, VariantRecord, now_millis,
+};
 use imgd_core::port::MetadataRepo;
 use imgd_core::{Error, Result};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, SqlitePool};
 
 /// The SQLite repo.
@@ -21,23 +25,26 @@ pub struct SqliteRepo {
 /// Translates sqlx errors: connection trouble is "unavailable", the rest is a bug.
 fn db(e: sqlx::Error) -> Error {
     match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => Error::Unavailable(format!("sqlite: {e}")),
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            Error::Unavailable(format!("sqlite: {e}"))
+        }
         other => Error::Internal(format!("sqlite: {other}")),
     }
 }
 
-const IMAGE_COLUMNS: &str =
-    "id, tenant_id, blob_hash, format, width, height, bytes, frames, filename, blurhash, tags, metadata, created_at";
+const IMAGE_COLUMNS: &str = "id, tenant_id, blob_hash, format, width, height, bytes, frames, filename, blurhash, tags, metadata, created_at";
 
 fn image_from_row(row: &SqliteRow) -> Result<ImageRecord> {
     let format: String = row.get("format");
     let tags: String = row.get("tags");
     let metadata: String = row.get("metadata");
     Ok(ImageRecord {
-        id: ImageId::parse(row.get("id")).map_err(|_| Error::internal("malformed image id in database"))?,
+        id: ImageId::parse(row.get("id"))
+            .map_err(|_| Error::internal("malformed image id in database"))?,
         tenant: TenantId::new(row.get::<String, _>("tenant_id")),
         hash: ContentHash::parse(row.get("blob_hash"))?,
-        format: ImageFormat::from_name(&format).ok_or_else(|| Error::internal(format!("unknown format {format}")))?,
+        format: ImageFormat::from_name(&format)
+            .ok_or_else(|| Error::internal(format!("unknown format {format}")))?,
         width: row.get::<i64, _>("width") as u32,
         height: row.get::<i64, _>("height") as u32,
         bytes: row.get::<i64, _>("bytes") as u64,
@@ -55,7 +62,8 @@ fn key_from_row(row: &SqliteRow) -> Result<ApiKeyRecord> {
     Ok(ApiKeyRecord {
         id: row.get("id"),
         tenant: TenantId::new(row.get::<String, _>("tenant_id")),
-        role: Role::from_name(&role).ok_or_else(|| Error::internal(format!("unknown role {role}")))?,
+        role: Role::from_name(&role)
+            .ok_or_else(|| Error::internal(format!("unknown role {role}")))?,
         secret_hash: row.get("secret_hash"),
         created_at: row.get("created_at"),
         revoked: row.get::<i64, _>("revoked") != 0,
@@ -79,21 +87,36 @@ impl SqliteRepo {
             .connect_with(options)
             .await
             .map_err(db)?;
-        sqlx::migrate!("migrations/sqlite").run(&pool).await.map_err(|e| Error::internal(format!("migrations: {e}")))?;
+        sqlx::migrate!("migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| Error::internal(format!("migrations: {e}")))?;
         Ok(SqliteRepo { pool })
     }
 
-    async fn replace_tags(tx: &mut sqlx::SqliteConnection, image: &ImageId, tenant: &TenantId, tags: &[String], created_at: i64) -> Result<()> {
-        sqlx::query("DELETE FROM image_tags WHERE image_id = ?").bind(image.as_str()).execute(&mut *tx).await.map_err(db)?;
+    async fn replace_tags(
+        tx: &mut sqlx::SqliteConnection,
+        image: &ImageId,
+        tenant: &TenantId,
+        tags: &[String],
+        created_at: i64,
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM image_tags WHERE image_id = ?")
+            .bind(image.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         for tag in tags {
-            sqlx::query("INSERT INTO image_tags (image_id, tenant_id, tag, created_at) VALUES (?, ?, ?, ?)")
-                .bind(image.as_str())
-                .bind(tenant.as_str())
-                .bind(tag)
-                .bind(created_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+            sqlx::query(
+                "INSERT INTO image_tags (image_id, tenant_id, tag, created_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(image.as_str())
+            .bind(tenant.as_str())
+            .bind(tag)
+            .bind(created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         }
         Ok(())
     }
@@ -102,13 +125,15 @@ impl SqliteRepo {
 #[async_trait::async_trait]
 impl MetadataRepo for SqliteRepo {
     async fn ensure_tenant(&self, id: &TenantId, name: &str) -> Result<()> {
-        sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
-            .bind(id.as_str())
-            .bind(name)
-            .bind(now_millis())
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
+        sqlx::query(
+            "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(id.as_str())
+        .bind(name)
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
         Ok(())
     }
 
@@ -119,7 +144,11 @@ impl MetadataRepo for SqliteRepo {
             .execute(&self.pool)
             .await
             .map_err(db)?;
-        let row = sqlx::query("SELECT value FROM settings WHERE name = ?").bind(name).fetch_one(&self.pool).await.map_err(db)?;
+        let row = sqlx::query("SELECT value FROM settings WHERE name = ?")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
         Ok(row.get("value"))
     }
 
@@ -142,7 +171,11 @@ impl MetadataRepo for SqliteRepo {
     }
 
     async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
-        let row = sqlx::query("SELECT * FROM api_keys WHERE id = ?").bind(id).fetch_optional(&self.pool).await.map_err(db)?;
+        let row = sqlx::query("SELECT * FROM api_keys WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
         row.as_ref().map(key_from_row).transpose()
     }
 
@@ -167,7 +200,9 @@ impl MetadataRepo for SqliteRepo {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-        let sql = format!("INSERT INTO images ({IMAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        let sql = format!(
+            "INSERT INTO images ({IMAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        );
         sqlx::query(&sql)
             .bind(image.id.as_str())
             .bind(image.tenant.as_str())
@@ -185,13 +220,24 @@ impl MetadataRepo for SqliteRepo {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        Self::replace_tags(&mut tx, &image.id, &image.tenant, &image.tags, image.created_at).await?;
+        Self::replace_tags(
+            &mut tx,
+            &image.id,
+            &image.tenant,
+            &image.tags,
+            image.created_at,
+        )
+        .await?;
         tx.commit().await.map_err(db)
     }
 
     async fn image(&self, id: &ImageId) -> Result<Option<ImageRecord>> {
         let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = ?");
-        let row = sqlx::query(&sql).bind(id.as_str()).fetch_optional(&self.pool).await.map_err(db)?;
+        let row = sqlx::query(&sql)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
         row.as_ref().map(image_from_row).transpose()
     }
 
@@ -220,10 +266,21 @@ impl MetadataRepo for SqliteRepo {
         rows.iter().map(image_from_row).collect()
     }
 
-    async fn update_image(&self, tenant: &TenantId, id: &ImageId, patch: &ImagePatch) -> Result<Option<ImageRecord>> {
+    async fn update_image(
+        &self,
+        tenant: &TenantId,
+        id: &ImageId,
+        patch: &ImagePatch,
+    ) -> Result<Option<ImageRecord>> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = ? AND tenant_id = ?");
-        let Some(row) = sqlx::query(&sql).bind(id.as_str()).bind(tenant.as_str()).fetch_optional(&mut *tx).await.map_err(db)? else {
+        let Some(row) = sqlx::query(&sql)
+            .bind(id.as_str())
+            .bind(tenant.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+        else {
             return Ok(None);
         };
         let mut image = image_from_row(&row)?;
@@ -247,44 +304,67 @@ impl MetadataRepo for SqliteRepo {
 
     async fn delete_image(&self, tenant: &TenantId, id: &ImageId) -> Result<Option<DeletedImage>> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let Some(row) = sqlx::query("DELETE FROM images WHERE id = ? AND tenant_id = ? RETURNING blob_hash")
-            .bind(id.as_str())
-            .bind(tenant.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?
+        let Some(row) =
+            sqlx::query("DELETE FROM images WHERE id = ? AND tenant_id = ? RETURNING blob_hash")
+                .bind(id.as_str())
+                .bind(tenant.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?
         else {
             return Ok(None);
         };
         let hash = ContentHash::parse(row.get("blob_hash"))?;
-        let refs: i64 = sqlx::query("UPDATE blobs SET refcount = refcount - 1 WHERE hash = ? RETURNING refcount")
-            .bind(hash.as_str())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?
-            .get("refcount");
+        let refs: i64 = sqlx::query(
+            "UPDATE blobs SET refcount = refcount - 1 WHERE hash = ? RETURNING refcount",
+        )
+        .bind(hash.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?
+        .get("refcount");
         let blob_orphaned = refs == 0;
         if blob_orphaned {
-            sqlx::query("DELETE FROM variants WHERE source_hash = ?").bind(hash.as_str()).execute(&mut *tx).await.map_err(db)?;
-            sqlx::query("DELETE FROM blobs WHERE hash = ?").bind(hash.as_str()).execute(&mut *tx).await.map_err(db)?;
+            sqlx::query("DELETE FROM variants WHERE source_hash = ?")
+                .bind(hash.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            sqlx::query("DELETE FROM blobs WHERE hash = ?")
+                .bind(hash.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
         }
         tx.commit().await.map_err(db)?;
-        Ok(Some(DeletedImage { hash, blob_orphaned }))
+        Ok(Some(DeletedImage {
+            hash,
+            blob_orphaned,
+        }))
     }
 
     async fn blob_refs(&self, hash: &ContentHash) -> Result<u64> {
-        let row = sqlx::query("SELECT refcount FROM blobs WHERE hash = ?").bind(hash.as_str()).fetch_optional(&self.pool).await.map_err(db)?;
+        let row = sqlx::query("SELECT refcount FROM blobs WHERE hash = ?")
+            .bind(hash.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
         Ok(row.map_or(0, |r| r.get::<i64, _>("refcount") as u64))
     }
 
     async fn variant(&self, key: &VariantKey) -> Result<Option<VariantRecord>> {
-        let row = sqlx::query("SELECT * FROM variants WHERE key = ?").bind(key.as_str()).fetch_optional(&self.pool).await.map_err(db)?;
+        let row = sqlx::query("SELECT * FROM variants WHERE key = ?")
+            .bind(key.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
         row.map(|row| {
             let format: String = row.get("format");
             Ok(VariantRecord {
                 key: VariantKey::from_stored(row.get("key")),
                 source: ContentHash::parse(row.get("source_hash"))?,
-                format: ImageFormat::from_name(&format).ok_or_else(|| Error::internal(format!("unknown format {format}")))?,
+                format: ImageFormat::from_name(&format)
+                    .ok_or_else(|| Error::internal(format!("unknown format {format}")))?,
                 bytes: row.get::<i64, _>("bytes") as u64,
                 etag: row.get("etag"),
                 created_at: row.get("created_at"),
@@ -311,7 +391,10 @@ impl MetadataRepo for SqliteRepo {
     }
 
     async fn check(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
         Ok(())
     }
 }

@@ -9,8 +9,8 @@ use std::path::Path;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
-use crate::id::{ContentHash, VariantKey};
 use crate::Result;
+use crate::id::{ContentHash, VariantKey};
 
 /// A store key, built only from validated ids so it can never escape the store's root.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

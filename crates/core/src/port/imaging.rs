@@ -2,9 +2,9 @@
 
 use std::time::Instant;
 
+use crate::Result;
 use crate::format::ImageFormat;
 use crate::transform::RenderSpec;
-use crate::Result;
 
 /// Limits enforced before a single pixel is decoded.
 #[derive(Clone, Copy, Debug)]

@@ -13,7 +13,9 @@ pub struct LockGuard {
 impl LockGuard {
     /// Wraps whatever releases the lock on drop.
     pub fn new(release: impl Send + Sync + 'static) -> Self {
-        LockGuard { _release: Box::new(release) }
+        LockGuard {
+            _release: Box::new(release),
+        }
     }
 }
 

@@ -1,8 +1,8 @@
 //! The metadata port: tenants, keys, images, blobs' reference counts and variants.
 
+use crate::Result;
 use crate::id::{ContentHash, ImageId, TenantId, VariantKey};
 use crate::model::{ApiKeyRecord, DeletedImage, ImagePatch, ImageRecord, ListQuery, VariantRecord};
-use crate::Result;
 
 /// Durable records. Every image query is scoped by tenant except [`MetadataRepo::image`], which
 /// public delivery uses.
@@ -33,7 +33,12 @@ pub trait MetadataRepo: Send + Sync + 'static {
     async fn list_images(&self, tenant: &TenantId, query: &ListQuery) -> Result<Vec<ImageRecord>>;
 
     /// Applies `patch`; `None` if the tenant has no such image.
-    async fn update_image(&self, tenant: &TenantId, id: &ImageId, patch: &ImagePatch) -> Result<Option<ImageRecord>>;
+    async fn update_image(
+        &self,
+        tenant: &TenantId,
+        id: &ImageId,
+        patch: &ImagePatch,
+    ) -> Result<Option<ImageRecord>>;
 
     /// Deletes the image and drops its blob reference; when that was the last one, the blob row
     /// and its variant rows go too. `None` if the tenant has no such image.

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::id::{random_bytes, TenantId};
-use crate::model::{now_millis, ApiKeyRecord, Role};
+use crate::id::{TenantId, random_bytes};
+use crate::model::{ApiKeyRecord, Role, now_millis};
 use crate::port::MetadataRepo;
 use crate::{Error, Result};
 
@@ -45,14 +45,17 @@ pub struct AuthService {
 impl AuthService {
     /// Loads (or creates) the key pepper.
     pub async fn open(repo: Arc<dyn MetadataRepo>) -> Result<Self> {
-        let pepper = repo.setting_or_init("api_key_pepper", &hex::encode(random_bytes::<32>())).await?;
+        let pepper = repo
+            .setting_or_init("api_key_pepper", &hex::encode(random_bytes::<32>()))
+            .await?;
         let pepper = hex::decode(pepper).map_err(Error::internal)?;
         Ok(AuthService { repo, pepper })
     }
 
     /// The stored form of a secret.
     pub fn hash_secret(&self, secret: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.pepper).expect("HMAC takes any key length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.pepper).expect("HMAC takes any key length");
         mac.update(secret.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
@@ -64,7 +67,9 @@ impl AuthService {
         self.repo.ensure_tenant(&tenant, "default").await?;
         let (secret, outcome) = match configured {
             Some(secret) if !secret.is_empty() => (secret.to_owned(), Bootstrap::Configured),
-            _ if self.repo.api_key(BOOTSTRAP_KEY_ID).await?.is_some() => return Ok(Bootstrap::Existing),
+            _ if self.repo.api_key(BOOTSTRAP_KEY_ID).await?.is_some() => {
+                return Ok(Bootstrap::Existing);
+            }
             _ => {
                 let secret = format!("imgd_{}", hex::encode(random_bytes::<24>()));
                 (secret.clone(), Bootstrap::Generated(secret))
@@ -88,10 +93,18 @@ impl AuthService {
         if secret.is_empty() || secret.len() > 256 {
             return Err(Error::Unauthorized);
         }
-        let key = self.repo.api_key_by_hash(&self.hash_secret(secret)).await?.ok_or(Error::Unauthorized)?;
+        let key = self
+            .repo
+            .api_key_by_hash(&self.hash_secret(secret))
+            .await?
+            .ok_or(Error::Unauthorized)?;
         if key.revoked {
             return Err(Error::Unauthorized);
         }
-        Ok(Principal { key_id: key.id, tenant: key.tenant, role: key.role })
+        Ok(Principal {
+            key_id: key.id,
+            tenant: key.tenant,
+            role: key.role,
+        })
     }
 }

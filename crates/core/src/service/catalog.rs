@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::ingest::{validate_metadata, validate_tags};
-use super::{blob_lock_key, Ports};
+use super::{Ports, blob_lock_key};
 use crate::id::{ImageId, TenantId};
 use crate::model::{Cursor, ImagePatch, ImageRecord, ListQuery};
 use crate::port::BlobKey;
@@ -30,8 +30,16 @@ pub struct CatalogService {
 
 impl CatalogService {
     /// A service over the shared ports.
-    pub fn new(ports: Ports, lock_ttl: Duration, on_delete: Box<dyn Fn(&ImageId) + Send + Sync>) -> Self {
-        CatalogService { ports, lock_ttl, on_delete }
+    pub fn new(
+        ports: Ports,
+        lock_ttl: Duration,
+        on_delete: Box<dyn Fn(&ImageId) + Send + Sync>,
+    ) -> Self {
+        CatalogService {
+            ports,
+            lock_ttl,
+            on_delete,
+        }
     }
 
     /// The tenant's image; another tenant's image is "not found", exactly like a missing one.
@@ -43,16 +51,32 @@ impl CatalogService {
     }
 
     /// Newest first, `limit` at a time.
-    pub async fn list(&self, tenant: &TenantId, limit: u32, after: Option<Cursor>, tag: Option<String>) -> Result<Page> {
+    pub async fn list(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+        after: Option<Cursor>,
+        tag: Option<String>,
+    ) -> Result<Page> {
         if limit == 0 || limit > MAX_PAGE {
-            return Err(Error::invalid("invalid_limit", format!("limit must be 1..={MAX_PAGE}")));
+            return Err(Error::invalid(
+                "invalid_limit",
+                format!("limit must be 1..={MAX_PAGE}"),
+            ));
         }
         // Ask for one more than the page to learn whether a next page exists.
-        let query = ListQuery { limit: limit + 1, after, tag };
+        let query = ListQuery {
+            limit: limit + 1,
+            after,
+            tag,
+        };
         let mut images = self.ports.repo.list_images(tenant, &query).await?;
         let next = if images.len() > limit as usize {
             images.truncate(limit as usize);
-            images.last().map(|last| Cursor { created_at: last.created_at, id: last.id.clone() })
+            images.last().map(|last| Cursor {
+                created_at: last.created_at,
+                id: last.id.clone(),
+            })
         } else {
             None
         };
@@ -60,22 +84,40 @@ impl CatalogService {
     }
 
     /// Replaces tags and/or user metadata.
-    pub async fn patch(&self, tenant: &TenantId, id: &ImageId, mut patch: ImagePatch) -> Result<ImageRecord> {
+    pub async fn patch(
+        &self,
+        tenant: &TenantId,
+        id: &ImageId,
+        mut patch: ImagePatch,
+    ) -> Result<ImageRecord> {
         if let Some(tags) = &patch.tags {
             patch.tags = Some(validate_tags(tags)?);
         }
         if let Some(metadata) = &patch.metadata {
             validate_metadata(metadata)?;
         }
-        self.ports.repo.update_image(tenant, id, &patch).await?.ok_or(Error::NotFound("image"))
+        self.ports
+            .repo
+            .update_image(tenant, id, &patch)
+            .await?
+            .ok_or(Error::NotFound("image"))
     }
 
     /// Deletes the image; when it held the last reference to its bytes, the bytes and every
     /// variant go as well.
     pub async fn delete(&self, tenant: &TenantId, id: &ImageId) -> Result<()> {
         let image = self.get(tenant, id).await?;
-        let _guard = self.ports.locks.lock(&blob_lock_key(&image.hash), self.lock_ttl).await?;
-        let deleted = self.ports.repo.delete_image(tenant, id).await?.ok_or(Error::NotFound("image"))?;
+        let _guard = self
+            .ports
+            .locks
+            .lock(&blob_lock_key(&image.hash), self.lock_ttl)
+            .await?;
+        let deleted = self
+            .ports
+            .repo
+            .delete_image(tenant, id)
+            .await?
+            .ok_or(Error::NotFound("image"))?;
         (self.on_delete)(id);
         if deleted.blob_orphaned {
             // The records are gone, so nothing can reach these bytes any more; a failure here
@@ -84,7 +126,12 @@ impl CatalogService {
             if let Err(e) = self.ports.blobs.delete_prefix(&prefix).await {
                 tracing::warn!(error = %e, %prefix, "could not delete variants; gc will");
             }
-            if let Err(e) = self.ports.blobs.delete(&BlobKey::original(&deleted.hash)).await {
+            if let Err(e) = self
+                .ports
+                .blobs
+                .delete(&BlobKey::original(&deleted.hash))
+                .await
+            {
                 tracing::warn!(error = %e, hash = %deleted.hash, "could not delete blob; gc will");
             }
         }

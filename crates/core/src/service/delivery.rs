@@ -12,11 +12,11 @@ use bytes::Bytes;
 use futures::stream;
 use moka::sync::Cache;
 
-use super::render_pool::RenderPool;
 use super::Ports;
+use super::render_pool::RenderPool;
 use crate::format::ImageFormat;
 use crate::id::{ImageId, VariantKey};
-use crate::model::{now_millis, ImageRecord, Millis, VariantRecord};
+use crate::model::{ImageRecord, Millis, VariantRecord, now_millis};
 use crate::port::{BlobKey, BlobRead, ByteRange};
 use crate::transform::{Presets, QualityDefaults, RenderSpec, TransformLimits, TransformSpec};
 use crate::{Error, Result};
@@ -103,12 +103,21 @@ pub struct DeliveryService {
 impl DeliveryService {
     /// A service over the shared ports.
     pub fn new(ports: Ports, pool: Arc<RenderPool>, settings: DeliverySettings) -> Self {
-        let images = Cache::builder().max_capacity(100_000).time_to_live(settings.record_cache_ttl).build();
+        let images = Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(settings.record_cache_ttl)
+            .build();
         let variants = Cache::builder()
             .max_capacity(settings.memory_cache_bytes)
             .weigher(|_, v: &CachedVariant| u32::try_from(v.bytes.len()).unwrap_or(u32::MAX))
             .build();
-        DeliveryService { ports, pool, settings, images, variants }
+        DeliveryService {
+            ports,
+            pool,
+            settings,
+            images,
+            variants,
+        }
     }
 
     /// Forgets a cached image record (after a delete).
@@ -120,7 +129,13 @@ impl DeliveryService {
         if let Some(image) = self.images.get(id) {
             return Ok(image);
         }
-        let image = Arc::new(self.ports.repo.image(id).await?.ok_or(Error::NotFound("image"))?);
+        let image = Arc::new(
+            self.ports
+                .repo
+                .image(id)
+                .await?
+                .ok_or(Error::NotFound("image"))?,
+        );
         self.images.insert(id.clone(), image.clone());
         Ok(image)
     }
@@ -140,8 +155,17 @@ impl DeliveryService {
     }
 
     /// A variant described by `options`, rendered now if it has never been.
-    pub async fn variant(&self, id: &ImageId, options: &str, accept: Option<&str>) -> Result<Delivery> {
-        let spec = TransformSpec::parse(options, &self.settings.presets, &self.settings.transform_limits)?;
+    pub async fn variant(
+        &self,
+        id: &ImageId,
+        options: &str,
+        accept: Option<&str>,
+    ) -> Result<Delivery> {
+        let spec = TransformSpec::parse(
+            options,
+            &self.settings.presets,
+            &self.settings.transform_limits,
+        )?;
         let image = self.image(id).await?;
         let resolved = spec.resolve(image.format, accept, &self.settings.quality);
         let key = resolved.spec.variant_key(&image.hash);
@@ -158,16 +182,26 @@ impl DeliveryService {
             metrics::counter!("imgd_variant_cache_hits_total", "tier" => "memory").increment(1);
             return Ok(found(hit, CacheStatus::HitMemory));
         }
-        if let Some(stored) = self.stored_variant(&image, &key, resolved.vary_accept).await? {
+        if let Some(stored) = self
+            .stored_variant(&image, &key, resolved.vary_accept)
+            .await?
+        {
             return Ok(stored);
         }
-        let _guard = self.ports.locks.lock(&format!("variant:{key}"), self.settings.lock_ttl).await?;
+        let _guard = self
+            .ports
+            .locks
+            .lock(&format!("variant:{key}"), self.settings.lock_ttl)
+            .await?;
         // Whoever held the lock before us may have just rendered it.
         if let Some(hit) = self.variants.get(&key) {
             metrics::counter!("imgd_variant_cache_hits_total", "tier" => "memory").increment(1);
             return Ok(found(hit, CacheStatus::HitMemory));
         }
-        if let Some(stored) = self.stored_variant(&image, &key, resolved.vary_accept).await? {
+        if let Some(stored) = self
+            .stored_variant(&image, &key, resolved.vary_accept)
+            .await?
+        {
             return Ok(stored);
         }
         let rendered = self.render(&image, &resolved.spec, &key).await?;
@@ -175,13 +209,27 @@ impl DeliveryService {
     }
 
     /// A variant the store already has, pulled into memory if it is small enough.
-    async fn stored_variant(&self, image: &ImageRecord, key: &VariantKey, vary_accept: bool) -> Result<Option<Delivery>> {
-        let Some(record) = self.ports.repo.variant(key).await? else { return Ok(None) };
+    async fn stored_variant(
+        &self,
+        image: &ImageRecord,
+        key: &VariantKey,
+        vary_accept: bool,
+    ) -> Result<Option<Delivery>> {
+        let Some(record) = self.ports.repo.variant(key).await? else {
+            return Ok(None);
+        };
         let blob_key = BlobKey::variant(&image.hash, key);
         let payload = if record.bytes <= self.settings.memory_item_max_bytes {
             // A record whose bytes are gone (a half-finished purge) is treated as never rendered.
-            let Some(bytes) = self.ports.blobs.read_all(&blob_key).await? else { return Ok(None) };
-            let cached = CachedVariant { bytes: bytes.clone(), format: record.format, etag: record.etag.as_str().into(), created_at: record.created_at };
+            let Some(bytes) = self.ports.blobs.read_all(&blob_key).await? else {
+                return Ok(None);
+            };
+            let cached = CachedVariant {
+                bytes: bytes.clone(),
+                format: record.format,
+                etag: record.etag.as_str().into(),
+                created_at: record.created_at,
+            };
             self.variants.insert(key.clone(), cached);
             Payload::Memory(bytes)
         } else {
@@ -200,23 +248,39 @@ impl DeliveryService {
     }
 
     /// Renders on the pool, stores the bytes durably, then records the variant.
-    async fn render(&self, image: &ImageRecord, spec: &RenderSpec, key: &VariantKey) -> Result<CachedVariant> {
+    async fn render(
+        &self,
+        image: &ImageRecord,
+        spec: &RenderSpec,
+        key: &VariantKey,
+    ) -> Result<CachedVariant> {
         let source = self
             .ports
             .blobs
             .read_all(&BlobKey::original(&image.hash))
             .await?
-            .ok_or_else(|| Error::internal(format!("blob {} of image {} is missing", image.hash, image.id)))?;
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "blob {} of image {} is missing",
+                    image.hash, image.id
+                ))
+            })?;
         let imaging = self.ports.imaging.clone();
         let job_spec = spec.clone();
         let started = Instant::now();
-        let rendered = self.pool.run(move |deadline| imaging.render(&source, &job_spec, deadline)).await?;
+        let rendered = self
+            .pool
+            .run(move |deadline| imaging.render(&source, &job_spec, deadline))
+            .await?;
         metrics::histogram!("imgd_render_duration_seconds").record(started.elapsed().as_secs_f64());
         metrics::counter!("imgd_variant_renders_total").increment(1);
 
         let bytes = Bytes::from(rendered.bytes);
         let etag: Arc<str> = blake3::hash(&bytes).to_hex().as_str().into();
-        self.ports.blobs.put_bytes(&BlobKey::variant(&image.hash, key), bytes.clone()).await?;
+        self.ports
+            .blobs
+            .put_bytes(&BlobKey::variant(&image.hash, key), bytes.clone())
+            .await?;
         let record = VariantRecord {
             key: key.clone(),
             source: image.hash.clone(),
@@ -226,7 +290,12 @@ impl DeliveryService {
             created_at: now_millis(),
         };
         self.ports.repo.insert_variant(&record).await?;
-        let cached = CachedVariant { bytes, format: rendered.format, etag, created_at: record.created_at };
+        let cached = CachedVariant {
+            bytes,
+            format: rendered.format,
+            etag,
+            created_at: record.created_at,
+        };
         if record.bytes <= self.settings.memory_item_max_bytes {
             self.variants.insert(key.clone(), cached.clone());
         }
@@ -242,9 +311,17 @@ impl DeliveryService {
                     None => bytes.clone(),
                 };
                 let len = slice.len() as u64;
-                Ok(BlobRead { len, body: Box::pin(stream::once(async move { Ok(slice) })) })
+                Ok(BlobRead {
+                    len,
+                    body: Box::pin(stream::once(async move { Ok(slice) })),
+                })
             }
-            Payload::Stored(key) => self.ports.blobs.get(key, range).await?.ok_or(Error::NotFound("image")),
+            Payload::Stored(key) => self
+                .ports
+                .blobs
+                .get(key, range)
+                .await?
+                .ok_or(Error::NotFound("image")),
         }
     }
 }

@@ -14,9 +14,9 @@ use futures::{Stream, StreamExt};
 
 use super::render_pool::RenderPool;
 use super::staging::StagedFile;
-use super::{blob_lock_key, Ports};
+use super::{Ports, blob_lock_key};
 use crate::id::{ContentHash, ImageId, TenantId};
-use crate::model::{now_millis, ImageRecord, UserMetadata};
+use crate::model::{ImageRecord, UserMetadata, now_millis};
 use crate::port::{BlobKey, IngestLimits};
 use crate::{Error, Result};
 
@@ -56,15 +56,26 @@ pub fn validate_tags(tags: &[String]) -> Result<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
     for tag in tags {
         let tag = tag.trim();
-        if tag.is_empty() || tag.len() > MAX_TAG_LEN || !tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b)) {
-            return Err(Error::invalid("invalid_tag", format!("tag {tag:?} must be 1-{MAX_TAG_LEN} of [A-Za-z0-9_.:-]")));
+        if tag.is_empty()
+            || tag.len() > MAX_TAG_LEN
+            || !tag
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b))
+        {
+            return Err(Error::invalid(
+                "invalid_tag",
+                format!("tag {tag:?} must be 1-{MAX_TAG_LEN} of [A-Za-z0-9_.:-]"),
+            ));
         }
         if !out.iter().any(|t| t == tag) {
             out.push(tag.to_owned());
         }
     }
     if out.len() > MAX_TAGS {
-        return Err(Error::invalid("invalid_tag", format!("at most {MAX_TAGS} tags")));
+        return Err(Error::invalid(
+            "invalid_tag",
+            format!("at most {MAX_TAGS} tags"),
+        ));
     }
     Ok(out)
 }
@@ -73,7 +84,10 @@ pub fn validate_tags(tags: &[String]) -> Result<Vec<String>> {
 pub fn validate_metadata(metadata: &UserMetadata) -> Result<()> {
     let len = serde_json::to_vec(metadata).map_err(Error::internal)?.len();
     if len > MAX_METADATA_BYTES {
-        return Err(Error::invalid("metadata_too_large", format!("metadata is {len} bytes, the limit is {MAX_METADATA_BYTES}")));
+        return Err(Error::invalid(
+            "metadata_too_large",
+            format!("metadata is {len} bytes, the limit is {MAX_METADATA_BYTES}"),
+        ));
     }
     Ok(())
 }
@@ -89,7 +103,11 @@ fn clean_filename(name: Option<String>) -> Option<String> {
 impl IngestService {
     /// A service over the shared ports.
     pub fn new(ports: Ports, pool: Arc<RenderPool>, settings: IngestSettings) -> Self {
-        IngestService { ports, pool, settings }
+        IngestService {
+            ports,
+            pool,
+            settings,
+        }
     }
 
     /// The configured byte limit, for transports that can reject early.
@@ -98,7 +116,12 @@ impl IngestService {
     }
 
     /// Ingests one upload for `tenant`.
-    pub async fn ingest<S, E>(&self, tenant: &TenantId, body: S, meta: UploadMeta) -> Result<ImageRecord>
+    pub async fn ingest<S, E>(
+        &self,
+        tenant: &TenantId,
+        body: S,
+        meta: UploadMeta,
+    ) -> Result<ImageRecord>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send,
         E: Into<Error>,
@@ -109,7 +132,10 @@ impl IngestService {
         let limits = self.settings.limits;
         let imaging = self.ports.imaging.clone();
         let probe_bytes = bytes.clone();
-        let inspection = self.pool.run(move |_| imaging.inspect(&probe_bytes, &limits)).await?;
+        let inspection = self
+            .pool
+            .run(move |_| imaging.inspect(&probe_bytes, &limits))
+            .await?;
         staged.finish().await?;
 
         let record = ImageRecord {
@@ -127,8 +153,15 @@ impl IngestService {
             metadata: meta.metadata,
             created_at: now_millis(),
         };
-        let _guard = self.ports.locks.lock(&blob_lock_key(&hash), self.settings.lock_ttl).await?;
-        self.ports.blobs.put_file(&BlobKey::original(&hash), staged.path()).await?;
+        let _guard = self
+            .ports
+            .locks
+            .lock(&blob_lock_key(&hash), self.settings.lock_ttl)
+            .await?;
+        self.ports
+            .blobs
+            .put_file(&BlobKey::original(&hash), staged.path())
+            .await?;
         self.ports.repo.insert_image(&record).await?;
         metrics::counter!("imgd_upload_bytes_total").increment(record.bytes);
         metrics::counter!("imgd_uploads_total", "format" => record.format.name()).increment(1);
@@ -159,7 +192,11 @@ impl IngestService {
         if buffer.is_empty() {
             return Err(Error::invalid("empty_upload", "the upload has no bytes"));
         }
-        Ok((staged, buffer.freeze(), ContentHash::from_blake3(hasher.finalize())))
+        Ok((
+            staged,
+            buffer.freeze(),
+            ContentHash::from_blake3(hasher.finalize()),
+        ))
     }
 }
 
@@ -180,9 +217,18 @@ mod tests {
 
     #[test]
     fn filenames_are_labels_not_paths() {
-        assert_eq!(clean_filename(Some("../../etc/passwd".into())), Some("passwd".into()));
-        assert_eq!(clean_filename(Some("C:\\x\\cat.jpg".into())), Some("cat.jpg".into()));
+        assert_eq!(
+            clean_filename(Some("../../etc/passwd".into())),
+            Some("passwd".into())
+        );
+        assert_eq!(
+            clean_filename(Some("C:\\x\\cat.jpg".into())),
+            Some("cat.jpg".into())
+        );
         assert_eq!(clean_filename(Some("dir/".into())), None);
-        assert_eq!(clean_filename(Some("a\u{0}b.png".into())), Some("ab.png".into()));
+        assert_eq!(
+            clean_filename(Some("a\u{0}b.png".into())),
+            Some("ab.png".into())
+        );
     }
 }

@@ -2,8 +2,8 @@
 //! budget. A full queue answers [`Error::Overloaded`] at once instead of growing memory without
 //! bound; a panicking job fails only its own request.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
@@ -21,7 +21,12 @@ pub struct RenderPool {
 impl RenderPool {
     /// A pool of `workers` concurrent jobs with room for `queue` waiting ones.
     pub fn new(workers: usize, queue: usize, budget: Duration) -> Self {
-        RenderPool { running: Arc::new(Semaphore::new(workers.max(1))), waiting: AtomicUsize::new(0), max_waiting: queue, budget }
+        RenderPool {
+            running: Arc::new(Semaphore::new(workers.max(1))),
+            waiting: AtomicUsize::new(0),
+            max_waiting: queue,
+            budget,
+        }
     }
 
     /// Runs `job` on a blocking thread. The job receives its deadline so it can stop early; if it
@@ -35,7 +40,9 @@ impl RenderPool {
         if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
             metrics::counter!("imgd_render_rejected_total").increment(1);
-            return Err(Error::Overloaded { retry_after: Duration::from_secs(1) });
+            return Err(Error::Overloaded {
+                retry_after: Duration::from_secs(1),
+            });
         }
         let permit = self.running.clone().acquire_owned().await;
         self.waiting.fetch_sub(1, Ordering::SeqCst);
@@ -64,9 +71,16 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_job_fails_alone() {
         let pool = RenderPool::new(1, 4, Duration::from_secs(5));
-        let err = pool.run(|_| -> Result<()> { panic!("boom") }).await.unwrap_err();
+        let err = pool
+            .run(|_| -> Result<()> { panic!("boom") })
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::RenderFailed));
-        assert_eq!(pool.run(|_| Ok(7)).await.unwrap(), 7, "the pool still works after a panic");
+        assert_eq!(
+            pool.run(|_| Ok(7)).await.unwrap(),
+            7,
+            "the pool still works after a panic"
+        );
     }
 
     #[tokio::test]

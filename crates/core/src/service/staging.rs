@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use tokio::io::AsyncWriteExt;
 
-use crate::id::random_bytes;
 use crate::Result;
+use crate::id::random_bytes;
 
 /// A temp file in the staging folder, deleted on drop.
 pub struct StagedFile {
@@ -19,8 +19,15 @@ impl StagedFile {
     /// Creates a new, uniquely named file in `dir`.
     pub async fn create(dir: &Path) -> Result<Self> {
         let path = dir.join(format!("upload-{}.part", hex::encode(random_bytes::<12>())));
-        let file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(&path).await?;
-        Ok(StagedFile { path, file: Some(file) })
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await?;
+        Ok(StagedFile {
+            path,
+            file: Some(file),
+        })
     }
 
     /// Appends bytes.

@@ -22,40 +22,72 @@ fn scaled(n: u32, scale: f64) -> u32 {
 /// Plans a render of a `source`-sized image.
 pub fn plan(source: (u32, u32), spec: &RenderSpec) -> Layout {
     let (sw, sh) = source;
-    let keep = Layout { resize: source, crop: None, pad: None };
+    let keep = Layout {
+        resize: source,
+        crop: None,
+        pad: None,
+    };
     let never_enlarge = matches!(spec.fit, Fit::Inside | Fit::Outside);
     let limit = |scale: f64| if never_enlarge { scale.min(1.0) } else { scale };
     match (spec.width, spec.height) {
         (None, None) => keep,
         (Some(w), None) => {
             let s = limit(f64::from(w) / f64::from(sw));
-            Layout { resize: (scaled(sw, s), scaled(sh, s)), crop: None, pad: None }
+            Layout {
+                resize: (scaled(sw, s), scaled(sh, s)),
+                crop: None,
+                pad: None,
+            }
         }
         (None, Some(h)) => {
             let s = limit(f64::from(h) / f64::from(sh));
-            Layout { resize: (scaled(sw, s), scaled(sh, s)), crop: None, pad: None }
+            Layout {
+                resize: (scaled(sw, s), scaled(sh, s)),
+                crop: None,
+                pad: None,
+            }
         }
         (Some(w), Some(h)) => {
             let (sx, sy) = (f64::from(w) / f64::from(sw), f64::from(h) / f64::from(sh));
             match spec.fit {
-                Fit::Fill => Layout { resize: (w, h), crop: None, pad: None },
+                Fit::Fill => Layout {
+                    resize: (w, h),
+                    crop: None,
+                    pad: None,
+                },
                 Fit::Inside => {
                     let s = limit(sx.min(sy));
-                    Layout { resize: (scaled(sw, s).min(w), scaled(sh, s).min(h)), crop: None, pad: None }
+                    Layout {
+                        resize: (scaled(sw, s).min(w), scaled(sh, s).min(h)),
+                        crop: None,
+                        pad: None,
+                    }
                 }
                 Fit::Outside => {
                     let s = limit(sx.max(sy));
-                    Layout { resize: (scaled(sw, s), scaled(sh, s)), crop: None, pad: None }
+                    Layout {
+                        resize: (scaled(sw, s), scaled(sh, s)),
+                        crop: None,
+                        pad: None,
+                    }
                 }
                 Fit::Cover => {
                     let s = sx.max(sy);
                     let resize = (scaled(sw, s).max(w), scaled(sh, s).max(h));
-                    Layout { resize, crop: Some((w, h)), pad: None }
+                    Layout {
+                        resize,
+                        crop: Some((w, h)),
+                        pad: None,
+                    }
                 }
                 Fit::Contain => {
                     let s = sx.min(sy);
                     let resize = (scaled(sw, s).min(w), scaled(sh, s).min(h));
-                    Layout { resize, crop: None, pad: Some((w, h)) }
+                    Layout {
+                        resize,
+                        crop: None,
+                        pad: Some((w, h)),
+                    }
                 }
             }
         }
@@ -87,14 +119,27 @@ mod tests {
 
     #[test]
     fn examples() {
-        assert_eq!(plan((5472, 3648), &spec(Some(400), None, Fit::Inside)).resize, (400, 267));
-        assert_eq!(plan((100, 50), &spec(Some(400), None, Fit::Inside)).resize, (100, 50), "inside never enlarges");
+        assert_eq!(
+            plan((5472, 3648), &spec(Some(400), None, Fit::Inside)).resize,
+            (400, 267)
+        );
+        assert_eq!(
+            plan((100, 50), &spec(Some(400), None, Fit::Inside)).resize,
+            (100, 50),
+            "inside never enlarges"
+        );
         let cover = plan((400, 200), &spec(Some(100), Some(100), Fit::Cover));
         assert_eq!((cover.resize, cover.crop), ((200, 100), Some((100, 100))));
         let contain = plan((400, 200), &spec(Some(100), Some(100), Fit::Contain));
         assert_eq!((contain.resize, contain.pad), ((100, 50), Some((100, 100))));
-        assert_eq!(plan((400, 200), &spec(Some(100), Some(100), Fit::Outside)).resize, (200, 100));
-        assert_eq!(plan((400, 200), &spec(Some(10), Some(90), Fit::Fill)).resize, (10, 90));
+        assert_eq!(
+            plan((400, 200), &spec(Some(100), Some(100), Fit::Outside)).resize,
+            (200, 100)
+        );
+        assert_eq!(
+            plan((400, 200), &spec(Some(10), Some(90), Fit::Fill)).resize,
+            (10, 90)
+        );
     }
 
     #[test]
@@ -104,7 +149,13 @@ mod tests {
             for &sh in &sizes {
                 for &w in &sizes {
                     for &h in &sizes {
-                        for fit in [Fit::Cover, Fit::Contain, Fit::Fill, Fit::Inside, Fit::Outside] {
+                        for fit in [
+                            Fit::Cover,
+                            Fit::Contain,
+                            Fit::Fill,
+                            Fit::Inside,
+                            Fit::Outside,
+                        ] {
                             let l = plan((sw, sh), &spec(Some(w), Some(h), fit));
                             assert!(l.resize.0 >= 1 && l.resize.1 >= 1);
                             match fit {

@@ -1,7 +1,7 @@
 //! Orientation: EXIF auto-orient (always) followed by the user's clockwise rotation.
 
-use image::metadata::Orientation;
 use image::DynamicImage;
+use image::metadata::Orientation;
 use imgd_core::transform::Rotation;
 
 /// True when orientation plus rotation swaps width and height.

@@ -20,7 +20,9 @@ pub fn resize(image: DynamicImage, size: (u32, u32)) -> Result<DynamicImage> {
     let src = Image::from_vec_u8(w, h, image.into_bytes(), pixel_type).map_err(Error::internal)?;
     let mut dst = Image::new(size.0, size.1, pixel_type);
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
-    Resizer::new().resize(&src, &mut dst, &options).map_err(Error::internal)?;
+    Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .map_err(Error::internal)?;
     let buffer = dst.into_vec();
     let out = if alpha {
         RgbaImage::from_raw(size.0, size.1, buffer).map(DynamicImage::ImageRgba8)

@@ -71,6 +71,9 @@ mod tests {
         }
         let (x, y) = best_offset(&DynamicImage::ImageRgb8(img), (100, 100));
         assert_eq!(y, 0);
-        assert!(x >= 280, "window at {x} should cover the detail at 300..400");
+        assert!(
+            x >= 280,
+            "window at {x} should cover the detail at 300..400"
+        );
     }
 }

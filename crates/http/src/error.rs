@@ -1,0 +1,141 @@
+//! The edge's one error mapping: domain error to status, stable code and JSON body
+//! `{"code": ..., "message": ...}`. 5xx bodies say nothing internal; the cause is logged.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use imgd_core::Error;
+use serde::Serialize;
+
+/// A domain error on its way to the client.
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+/// The JSON error body.
+#[derive(Serialize)]
+pub struct ErrorBody<'a> {
+    pub code: &'a str,
+    pub message: String,
+}
+
+/// The status for each domain error.
+pub fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::Invalid { .. } => StatusCode::BAD_REQUEST,
+        Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::UnsupportedFormat(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Error::TooManyPixels { .. } | Error::TooManyFrames { .. } | Error::CorruptImage(_) => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        Error::Unauthorized => StatusCode::UNAUTHORIZED,
+        Error::Forbidden => StatusCode::FORBIDDEN,
+        Error::Overloaded { .. } | Error::RenderTimeout | Error::Unavailable(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        Error::RenderFailed | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A JSON error response with an explicit status and code (for errors born in the adapter).
+pub fn error_response(status: StatusCode, code: &str, message: String) -> Response {
+    (status, axum::Json(ErrorBody { code, message })).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = status_of(&self.0);
+        let message = if status.is_server_error()
+            && !matches!(self.0, Error::Overloaded { .. } | Error::RenderTimeout)
+        {
+            tracing::error!(error = %self.0, code = self.0.code(), "request failed");
+            match &self.0 {
+                Error::Unavailable(_) => "a backend is unavailable, retry later".to_owned(),
+                _ => "internal error".to_owned(),
+            }
+        } else {
+            self.0.to_string()
+        };
+        let mut response = error_response(status, self.0.code(), message);
+        let headers = response.headers_mut();
+        match &self.0 {
+            Error::Overloaded { retry_after } => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after.as_secs().max(1)),
+                );
+            }
+            Error::RenderTimeout | Error::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            Error::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The codes are a public contract: this snapshot changes only on purpose.
+    #[test]
+    fn every_error_has_a_stable_status_and_code() {
+        let cases: Vec<(Error, u16, &str)> = vec![
+            (Error::NotFound("image"), 404, "not_found"),
+            (Error::invalid("invalid_option", "x"), 400, "invalid_option"),
+            (
+                Error::PayloadTooLarge { limit: 1 },
+                413,
+                "payload_too_large",
+            ),
+            (
+                Error::UnsupportedFormat("x".into()),
+                415,
+                "unsupported_format",
+            ),
+            (
+                Error::TooManyPixels {
+                    pixels: 2,
+                    limit: 1,
+                },
+                422,
+                "too_many_pixels",
+            ),
+            (
+                Error::TooManyFrames {
+                    frames: 2,
+                    limit: 1,
+                },
+                422,
+                "too_many_frames",
+            ),
+            (Error::CorruptImage("x".into()), 422, "corrupt_image"),
+            (Error::Unauthorized, 401, "unauthorized"),
+            (Error::Forbidden, 403, "forbidden"),
+            (
+                Error::Overloaded {
+                    retry_after: std::time::Duration::from_secs(1),
+                },
+                503,
+                "overloaded",
+            ),
+            (Error::RenderTimeout, 503, "render_timeout"),
+            (Error::RenderFailed, 500, "render_failed"),
+            (Error::Unavailable("db".into()), 503, "unavailable"),
+            (Error::Internal("secret detail".into()), 500, "internal"),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(status_of(&error).as_u16(), status, "{error:?}");
+            assert_eq!(error.code(), code);
+        }
+    }
+}

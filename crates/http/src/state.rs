@@ -1,0 +1,36 @@
+//! What handlers can reach. Trait objects and `Arc`s, not generics, so the router type stays
+//! simple whatever adapters the composition root picked.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use imgd_core::service::Ports;
+use imgd_core::service::auth::AuthService;
+use imgd_core::service::catalog::CatalogService;
+use imgd_core::service::delivery::DeliveryService;
+use imgd_core::service::ingest::IngestService;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+/// Shared state of the HTTP adapter.
+#[derive(Clone)]
+pub struct AppState {
+    pub ports: Ports,
+    pub auth: Arc<AuthService>,
+    pub ingest: Arc<IngestService>,
+    pub catalog: Arc<CatalogService>,
+    pub delivery: Arc<DeliveryService>,
+    /// Renders `/metrics`; `None` when metrics are off.
+    pub metrics: Option<PrometheusHandle>,
+    /// Prefix for absolute URLs in responses (`https://img.example.com`); empty for relative.
+    pub public_url: Arc<str>,
+    /// Set when shutdown begins, so `/readyz` sends load balancers elsewhere while in-flight
+    /// requests finish.
+    pub draining: Arc<AtomicBool>,
+}
+
+impl AppState {
+    /// True once graceful shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+}
