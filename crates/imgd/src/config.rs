@@ -153,15 +153,16 @@ impl Config {
             if let Some((_, section, key)) = ENV_OPTIONS.iter().find(|(env, _, _)| *env == name) {
                 // Named variables are always strings (a key or a path that looks numeric stays text).
                 set(&mut table, section, key, Value::String(raw));
-            } else if let Some(rest) = name.strip_prefix("IMGD_") {
-                if let Some((section, key)) = rest.split_once("__") {
-                    set(
-                        &mut table,
-                        &section.to_lowercase(),
-                        &key.to_lowercase(),
-                        env_value(&raw),
-                    );
-                }
+            } else if let Some((section, key)) = name
+                .strip_prefix("IMGD_")
+                .and_then(|rest| rest.split_once("__"))
+            {
+                set(
+                    &mut table,
+                    &section.to_lowercase(),
+                    &key.to_lowercase(),
+                    env_value(&raw),
+                );
             }
         }
         if let Some(listen) = &overrides.listen {

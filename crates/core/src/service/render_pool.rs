@@ -37,16 +37,21 @@ impl RenderPool {
         T: Send + 'static,
         F: FnOnce(Instant) -> Result<T> + Send + 'static,
     {
-        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            metrics::counter!("imgd_render_rejected_total").increment(1);
-            return Err(Error::Overloaded {
-                retry_after: Duration::from_secs(1),
-            });
-        }
-        let permit = self.running.clone().acquire_owned().await;
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        let permit = permit.map_err(Error::internal)?;
+        let permit = match self.running.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                    metrics::counter!("imgd_render_rejected_total").increment(1);
+                    return Err(Error::Overloaded {
+                        retry_after: Duration::from_secs(1),
+                    });
+                }
+                let permit = self.running.clone().acquire_owned().await;
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                permit.map_err(Error::internal)?
+            }
+        };
         let deadline = Instant::now() + self.budget;
         let handle = tokio::task::spawn_blocking(move || {
             let _slot = permit;
