@@ -19,10 +19,8 @@ use imgd_core::service::delivery::{DeliveryService, DeliverySettings};
 use imgd_core::service::ingest::{IngestService, IngestSettings};
 use imgd_core::service::render_pool::RenderPool;
 use imgd_core::service::{Ports, staging};
-use imgd_core::transform::{Presets, QualityDefaults, TransformLimits};
 use imgd_http::AppState;
-use imgd_imaging::encode::EncodeOptions;
-use imgd_imaging::{Pipeline, PipelineSettings};
+use imgd_imaging::Pipeline;
 use imgd_metadata::SqliteRepo;
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -79,13 +77,7 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
         max_pixels: config.limits.max_pixels,
         max_frames: config.limits.max_frames,
     };
-    let imaging = Arc::new(Pipeline::new(PipelineSettings {
-        keep_icc: config.render.keep_icc,
-        encode: EncodeOptions {
-            avif_speed: config.render.avif_speed,
-        },
-        max_pixels: config.limits.max_pixels,
-    }));
+    let imaging = Arc::new(Pipeline::new(config.pipeline_settings()));
     let ports = Ports {
         blobs,
         repo: repo.clone(),
@@ -109,22 +101,13 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
         config.render.queue,
         Duration::from_secs(config.render.timeout_secs),
     ));
-    let transform_limits = TransformLimits {
-        max_dimension: config.limits.max_output_dimension,
-    };
-    let presets =
-        Presets::parse(&config.presets, &transform_limits).context("invalid [presets]")?;
     let delivery = Arc::new(DeliveryService::new(
         ports.clone(),
         pool.clone(),
         DeliverySettings {
-            presets,
-            transform_limits,
-            quality: QualityDefaults {
-                jpeg: config.render.quality_jpeg,
-                webp: config.render.quality_webp,
-                avif: config.render.quality_avif,
-            },
+            presets: config.presets()?,
+            transform_limits: config.transform_limits(),
+            quality: config.quality_defaults(),
             lock_ttl: LOCK_TTL,
             memory_cache_bytes: config.render.memory_cache_mb * 1024 * 1024,
             memory_item_max_bytes: config.render.memory_item_max_kb * 1024,

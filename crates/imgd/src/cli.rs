@@ -17,6 +17,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server.
     Serve(ServeArgs),
+    /// Render local files with a variant spec, without a server (for checking presets and for
+    /// benchmarks against other tools).
+    Render(RenderArgs),
     /// Print the resolved configuration (defaults < file < environment < flags) as TOML.
     Config(ServeArgs),
 }
@@ -44,4 +47,24 @@ impl ServeArgs {
             data_dir: self.data_dir.clone(),
         }
     }
+}
+
+/// Flags of `render`.
+#[derive(Debug, clap::Args)]
+pub struct RenderArgs {
+    /// Variant options, as in `/i/{id}/{options}`: `w=400,f=webp`, or a preset name.
+    #[arg(long, short = 'p', value_name = "OPTIONS")]
+    pub options: String,
+    /// Folder for the outputs, named after the inputs with the output format's extension.
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: PathBuf,
+    /// A TOML file with options (presets, quality defaults, limits).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Files rendered at once [default: render.workers, one per core].
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Input image files.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
 }

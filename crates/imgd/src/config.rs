@@ -217,6 +217,40 @@ impl Config {
         Ok(())
     }
 
+    /// The pipeline's settings.
+    pub fn pipeline_settings(&self) -> imgd_imaging::PipelineSettings {
+        imgd_imaging::PipelineSettings {
+            keep_icc: self.render.keep_icc,
+            encode: imgd_imaging::encode::EncodeOptions {
+                avif_speed: self.render.avif_speed,
+            },
+            max_pixels: self.limits.max_pixels,
+        }
+    }
+
+    /// Default quality per lossy format.
+    pub fn quality_defaults(&self) -> imgd_core::transform::QualityDefaults {
+        let r = &self.render;
+        imgd_core::transform::QualityDefaults {
+            jpeg: r.quality_jpeg,
+            webp: r.quality_webp,
+            avif: r.quality_avif,
+        }
+    }
+
+    /// Bounds on what a variant may ask for.
+    pub fn transform_limits(&self) -> imgd_core::transform::TransformLimits {
+        imgd_core::transform::TransformLimits {
+            max_dimension: self.limits.max_output_dimension,
+        }
+    }
+
+    /// The configured presets, parsed.
+    pub fn presets(&self) -> Result<imgd_core::transform::Presets> {
+        imgd_core::transform::Presets::parse(&self.presets, &self.transform_limits())
+            .map_err(|e| anyhow::anyhow!("invalid [presets]: {e}"))
+    }
+
     /// Render workers, resolving 0 to the number of cores.
     pub fn render_workers(&self) -> usize {
         match self.render.workers {

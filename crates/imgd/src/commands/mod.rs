@@ -1,7 +1,9 @@
 //! Subcommands, one file each.
 //!
 //! - [`serve`]: run the server until SIGTERM/SIGINT, then drain.
+//! - [`render`]: render local files with a variant spec.
 
+pub mod render;
 pub mod serve;
 
 use anyhow::Result;
@@ -16,6 +18,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             let config = Config::load(&args.overrides(), std::env::vars())?;
             crate::telemetry::init_logs(&config.log);
             serve::run(config).await
+        }
+        Command::Render(args) => {
+            let overrides = crate::config::Overrides {
+                config_file: args.config.clone(),
+                ..Default::default()
+            };
+            let config = Config::load(&overrides, std::env::vars())?;
+            tokio::task::spawn_blocking(move || render::run(&config, &args)).await?
         }
         Command::Config(args) => {
             let config = Config::load(&args.overrides(), std::env::vars())?;

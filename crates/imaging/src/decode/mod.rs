@@ -1,9 +1,15 @@
 //! Decoding to 8-bit RGB or RGBA, with limits, and scaled while decoding where the codec allows.
 //!
-//! JPEG goes through jpeg-decoder, whose IDCT can output 1/2, 1/4 or 1/8 of the size directly: a
-//! 20 MP photo bound for a 400 px thumbnail is never materialised at full size (DESIGN.md,
-//! "Scale while decoding"). PNG, GIF and WebP go through the `image` crate with an allocation cap.
-//! GIF and WebP animations yield their first frame.
+//! JPEG is decoded at 1/2, 1/4 or 1/8 of its size straight from the DCT coefficients, so a 20 MP
+//! photo bound for a 400 px thumbnail is never materialised at full size (DESIGN.md, "Scale while
+//! decoding"): by libjpeg-turbo in builds with the `turbojpeg` feature ([`jpeg_turbo`]), else by
+//! the pure-Rust jpeg-decoder ([`jpeg_rust`]), which also takes the files libjpeg-turbo cannot
+//! convert (CMYK). PNG, GIF and WebP go through the `image` crate with an allocation cap; GIF and
+//! WebP animations yield their first frame.
+
+mod jpeg_rust;
+#[cfg_attr(not(feature = "turbojpeg"), path = "jpeg_turbo_disabled.rs")]
+mod jpeg_turbo;
 
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -22,7 +28,7 @@ pub struct Decoded {
     pub icc: Option<Vec<u8>>,
 }
 
-fn corrupt(e: impl std::fmt::Display) -> Error {
+pub(crate) fn corrupt(e: impl std::fmt::Display) -> Error {
     Error::CorruptImage(e.to_string())
 }
 
@@ -38,14 +44,15 @@ pub fn decode(
     max_pixels: u64,
 ) -> Result<Decoded> {
     catch_unwind(AssertUnwindSafe(|| match probe.format {
-        ImageFormat::Jpeg => decode_jpeg(bytes, probe, at_least, max_pixels),
+        ImageFormat::Jpeg => jpeg_turbo::decode(bytes, probe, at_least, max_pixels)
+            .unwrap_or_else(|| jpeg_rust::decode(bytes, probe, at_least, max_pixels)),
         _ => decode_with_image(bytes, probe.format, max_pixels),
     }))
     .unwrap_or_else(|_| Err(Error::CorruptImage("the decoder rejected this file".into())))
 }
 
 /// The largest power-of-two divisor (up to 8) that keeps both sides at least `at_least`.
-fn jpeg_scale_denominator(width: u32, height: u32, at_least: (u32, u32)) -> u32 {
+pub(crate) fn jpeg_scale_denominator(width: u32, height: u32, at_least: (u32, u32)) -> u32 {
     let mut denominator = 8;
     while denominator > 1
         && (width.div_ceil(denominator) < at_least.0 || height.div_ceil(denominator) < at_least.1)
@@ -53,55 +60,6 @@ fn jpeg_scale_denominator(width: u32, height: u32, at_least: (u32, u32)) -> u32 
         denominator /= 2;
     }
     denominator
-}
-
-fn decode_jpeg(
-    bytes: &[u8],
-    probe: &Probe,
-    at_least: Option<(u32, u32)>,
-    max_pixels: u64,
-) -> Result<Decoded> {
-    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
-    decoder.set_max_decoding_buffer_size(
-        usize::try_from(max_pixels.saturating_mul(4)).unwrap_or(usize::MAX),
-    );
-    decoder.read_info().map_err(corrupt)?;
-    if let Some(at_least) = at_least {
-        let d = jpeg_scale_denominator(probe.width, probe.height, at_least);
-        if d > 1 {
-            decoder
-                .scale(
-                    probe.width.div_ceil(d) as u16,
-                    probe.height.div_ceil(d) as u16,
-                )
-                .map_err(corrupt)?;
-        }
-    }
-    let pixels = decoder.decode().map_err(corrupt)?;
-    let info = decoder.info().ok_or_else(|| corrupt("no frame header"))?;
-    let (w, h) = (u32::from(info.width), u32::from(info.height));
-    let rgb: Vec<u8> = match info.pixel_format {
-        jpeg_decoder::PixelFormat::RGB24 => pixels,
-        jpeg_decoder::PixelFormat::L8 => pixels.iter().flat_map(|&l| [l, l, l]).collect(),
-        // Big-endian 16-bit samples: the high byte is the 8-bit value.
-        jpeg_decoder::PixelFormat::L16 => pixels
-            .chunks_exact(2)
-            .flat_map(|p| [p[0], p[0], p[0]])
-            .collect(),
-        jpeg_decoder::PixelFormat::CMYK32 => pixels
-            .chunks_exact(4)
-            .flat_map(|p| {
-                let k = 255 - u32::from(p[3]);
-                [p[0], p[1], p[2]].map(|c| ((255 - u32::from(c)) * k / 255) as u8)
-            })
-            .collect(),
-    };
-    let image = image::RgbImage::from_raw(w, h, rgb)
-        .ok_or_else(|| corrupt("pixel buffer does not match the frame size"))?;
-    Ok(Decoded {
-        image: DynamicImage::ImageRgb8(image),
-        icc: decoder.icc_profile(),
-    })
 }
 
 fn decode_with_image(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> Result<Decoded> {

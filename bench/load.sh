@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Cached-variant GETs per second: imgd against nginx serving the same bytes from disk, same
+# machine, same run. Each server gets one core (taskset -c 0; imgd with one tokio worker,
+# nginx with one worker process) and wrk the other (taskset -c 1).
+#
+#   bench/load.sh                 DURATION=10s CONNS=32 by default
+#
+# Needs: nginx (Debian: nginx-light), wrk, curl, taskset.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-32}
+WORK=$(mktemp -d)
+IMGD_PORT=${IMGD_PORT:-18181}
+NGINX_PORT=${NGINX_PORT:-18182}
+
+cargo build --release -q -p imgd
+cargo build --release -q -p imgd-imaging --example bench_images
+target/release/examples/bench_images "$WORK/in" 1
+
+cleanup() {
+  [ -n "${IMGD_PID:-}" ] && kill "$IMGD_PID" 2>/dev/null || true
+  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+TOKIO_WORKER_THREADS=1 IMGD_ADMIN_KEY=bench IMGD_DATA_DIR="$WORK/data" IMGD_LOG=warn \
+  IMGD_LISTEN=127.0.0.1:$IMGD_PORT taskset -c 0 target/release/imgd serve >"$WORK/imgd.log" 2>&1 &
+IMGD_PID=$!
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$IMGD_PORT/livez" >/dev/null && break; sleep 0.1; done
+ID=$(curl -fs -H 'Authorization: Bearer bench' --data-binary @"$WORK/in/photo00.jpg" \
+  "http://127.0.0.1:$IMGD_PORT/v1/images" | sed -E 's/.*"id":"([0-9a-f]+)".*/\1/')
+
+mkdir -p "$WORK/www"
+cat >"$WORK/nginx.conf" <<CONF
+worker_processes 1;
+daemon on;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx.err;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $WORK/www;
+    location / { add_header Cache-Control "public, max-age=31536000, immutable"; }
+  }
+}
+CONF
+taskset -c 0 nginx -c "$WORK/nginx.conf"
+
+rps() { taskset -c 1 wrk -t1 -c"$CONNS" -d"$DURATION" "$1" | awk '/Requests\/sec/ {print $2}'; }
+
+echo "one core each; wrk -t1 -c$CONNS -d$DURATION; $(nginx -v 2>&1)"
+echo
+echo "| cached variant | size | imgd req/s | nginx req/s | ratio |"
+echo "|---|---|---|---|---|"
+for options in "w=400,f=jpeg,q=80" "w=1600,f=jpeg,q=80"; do
+  url="http://127.0.0.1:$IMGD_PORT/i/$ID/$options"
+  curl -fs "$url" -o "$WORK/www/$options.jpg"    # renders and caches it
+  size=$(stat -c %s "$WORK/www/$options.jpg")
+  ours=$(rps "$url")
+  theirs=$(rps "http://127.0.0.1:$NGINX_PORT/$options.jpg")
+  awk -v o="$options" -v s="$size" -v a="$ours" -v b="$theirs" \
+    'BEGIN { printf "| %s | %.0f KB | %.0f | %.0f | %.2fx |\n", o, s / 1000, a, b, a / b }'
+done
