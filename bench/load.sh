@@ -8,7 +8,9 @@
 # Needs: nginx (Debian: nginx-light), wrk, curl, taskset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${DURATION:-10s}
+DURATION=${DURATION:-5s}
+# Alternating rounds per server; the median is reported (shared machines are noisy).
+ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-32}
 WORK=$(mktemp -d)
 IMGD_PORT=${IMGD_PORT:-18181}
@@ -53,8 +55,9 @@ CONF
 taskset -c 0 nginx -c "$WORK/nginx.conf"
 
 rps() { taskset -c 1 wrk -t1 -c"$CONNS" -d"$DURATION" "$1" | awk '/Requests\/sec/ {print $2}'; }
+median() { sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
 
-echo "one core each; wrk -t1 -c$CONNS -d$DURATION; $(nginx -v 2>&1)"
+echo "one core each; wrk -t1 -c$CONNS -d$DURATION, median of $ROUNDS alternating rounds; $(nginx -v 2>&1)"
 echo
 echo "| cached variant | size | imgd req/s | nginx req/s | ratio |"
 echo "|---|---|---|---|---|"
@@ -62,8 +65,13 @@ for options in "w=400,f=jpeg,q=80" "w=1600,f=jpeg,q=80"; do
   url="http://127.0.0.1:$IMGD_PORT/i/$ID/$options"
   curl -fs "$url" -o "$WORK/www/$options.jpg"    # renders and caches it
   size=$(stat -c %s "$WORK/www/$options.jpg")
-  ours=$(rps "$url")
-  theirs=$(rps "http://127.0.0.1:$NGINX_PORT/$options.jpg")
+  : >"$WORK/ours"; : >"$WORK/theirs"
+  for _ in $(seq "$ROUNDS"); do
+    rps "$url" >>"$WORK/ours"
+    rps "http://127.0.0.1:$NGINX_PORT/$options.jpg" >>"$WORK/theirs"
+  done
+  ours=$(median <"$WORK/ours")
+  theirs=$(median <"$WORK/theirs")
   awk -v o="$options" -v s="$size" -v a="$ours" -v b="$theirs" \
     'BEGIN { printf "| %s | %.0f KB | %.0f | %.0f | %.2fx |\n", o, s / 1000, a, b, a / b }'
 done

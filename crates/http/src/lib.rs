@@ -20,4 +20,4 @@ pub mod state;
 pub mod view;
 
 pub use router::router;
-pub use state::AppState;
+pub use state::{AppServices, AppState};

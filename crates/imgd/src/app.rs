@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use axum::serve::ListenerExt;
 use imgd_blob::LocalBlobStore;
 use imgd_cluster::LocalLocks;
 use imgd_core::port::IngestLimits;
@@ -19,7 +20,7 @@ use imgd_core::service::delivery::{DeliveryService, DeliverySettings};
 use imgd_core::service::ingest::{IngestService, IngestSettings};
 use imgd_core::service::render_pool::RenderPool;
 use imgd_core::service::{Ports, staging};
-use imgd_http::AppState;
+use imgd_http::{AppServices, AppState};
 use imgd_imaging::Pipeline;
 use imgd_metadata::SqliteRepo;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -131,7 +132,7 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
         },
     ));
 
-    let state = AppState {
+    let state = AppState::new(AppServices {
         ports,
         auth,
         ingest,
@@ -140,7 +141,7 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
         metrics: Some(metrics),
         public_url: config.server.public_url.as_str().into(),
         draining: Arc::new(AtomicBool::new(false)),
-    };
+    });
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
@@ -171,7 +172,13 @@ impl Server {
             let _ = drain_started_tx.send(());
         };
         let router = imgd_http::router(self.state);
-        let serve = axum::serve(self.listener, router).with_graceful_shutdown(signal);
+        let serve = axum::serve(
+            self.listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            }),
+            router,
+        )
+        .with_graceful_shutdown(signal);
         let grace = self.grace;
         let deadline = async move {
             if drain_started.await.is_ok() {

@@ -91,6 +91,14 @@ struct CachedVariant {
     created_at: Millis,
 }
 
+/// Metric handles registered once, so the hot path is one atomic add, not a registry lookup.
+struct DeliveryMetrics {
+    memory_hits: metrics::Counter,
+    store_hits: metrics::Counter,
+    renders: metrics::Counter,
+    render_seconds: metrics::Histogram,
+}
+
 /// Serves originals and variants.
 pub struct DeliveryService {
     ports: Ports,
@@ -98,6 +106,7 @@ pub struct DeliveryService {
     settings: DeliverySettings,
     images: Cache<ImageId, Arc<ImageRecord>>,
     variants: Cache<VariantKey, CachedVariant>,
+    metrics: DeliveryMetrics,
 }
 
 impl DeliveryService {
@@ -111,12 +120,19 @@ impl DeliveryService {
             .max_capacity(settings.memory_cache_bytes)
             .weigher(|_, v: &CachedVariant| u32::try_from(v.bytes.len()).unwrap_or(u32::MAX))
             .build();
+        let metrics = DeliveryMetrics {
+            memory_hits: metrics::counter!("imgd_variant_cache_hits_total", "tier" => "memory"),
+            store_hits: metrics::counter!("imgd_variant_cache_hits_total", "tier" => "store"),
+            renders: metrics::counter!("imgd_variant_renders_total"),
+            render_seconds: metrics::histogram!("imgd_render_duration_seconds"),
+        };
         DeliveryService {
             ports,
             pool,
             settings,
             images,
             variants,
+            metrics,
         }
     }
 
@@ -179,7 +195,7 @@ impl DeliveryService {
             cache: Some(status),
         };
         if let Some(hit) = self.variants.get(&key) {
-            metrics::counter!("imgd_variant_cache_hits_total", "tier" => "memory").increment(1);
+            self.metrics.memory_hits.increment(1);
             return Ok(found(hit, CacheStatus::HitMemory));
         }
         if let Some(stored) = self
@@ -195,7 +211,7 @@ impl DeliveryService {
             .await?;
         // Whoever held the lock before us may have just rendered it.
         if let Some(hit) = self.variants.get(&key) {
-            metrics::counter!("imgd_variant_cache_hits_total", "tier" => "memory").increment(1);
+            self.metrics.memory_hits.increment(1);
             return Ok(found(hit, CacheStatus::HitMemory));
         }
         if let Some(stored) = self
@@ -235,7 +251,7 @@ impl DeliveryService {
         } else {
             Payload::Stored(blob_key)
         };
-        metrics::counter!("imgd_variant_cache_hits_total", "tier" => "store").increment(1);
+        self.metrics.store_hits.increment(1);
         Ok(Some(Delivery {
             payload,
             len: record.bytes,
@@ -272,8 +288,10 @@ impl DeliveryService {
             .pool
             .run(move |deadline| imaging.render(&source, &job_spec, deadline))
             .await?;
-        metrics::histogram!("imgd_render_duration_seconds").record(started.elapsed().as_secs_f64());
-        metrics::counter!("imgd_variant_renders_total").increment(1);
+        self.metrics
+            .render_seconds
+            .record(started.elapsed().as_secs_f64());
+        self.metrics.renders.increment(1);
 
         let bytes = Bytes::from(rendered.bytes);
         let etag: Arc<str> = blake3::hash(&bytes).to_hex().as_str().into();

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use imgd_core::id::ImageId;
-use imgd_core::service::delivery::Delivery;
+use imgd_core::service::delivery::{Delivery, Payload};
 
 use crate::conditional::{RangeOutcome, not_modified, range};
 use crate::error::{ApiError, error_response};
@@ -129,7 +129,16 @@ async fn respond(
     if method == Method::HEAD {
         return Ok(response);
     }
-    let read = state.delivery.open(delivery, range).await?;
-    *response.body_mut() = Body::from_stream(read.body);
+    *response.body_mut() = match (&delivery.payload, range) {
+        // Bytes already in memory go out as one full body: hyper writes headers and body in one
+        // go instead of polling a stream.
+        (Payload::Memory(bytes), None) => Body::from(bytes.clone()),
+        (Payload::Memory(bytes), Some(r)) => {
+            Body::from(bytes.slice(r.start as usize..=r.end as usize))
+        }
+        (Payload::Stored(_), _) => {
+            Body::from_stream(state.delivery.open(delivery, range).await?.body)
+        }
+    };
     Ok(response)
 }
