@@ -92,6 +92,18 @@ impl Drop for Process {
     }
 }
 
+/// The stdout lines announcing a generated key, waiting up to `patience` for the first one.
+fn wait_key_lines(p: &Process, patience: Duration) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let lines = key_lines(p);
+        if !lines.is_empty() || started.elapsed() > patience {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn key_lines(p: &Process) -> Vec<String> {
     p.stdout
         .lock()
@@ -117,7 +129,7 @@ async fn a_generated_admin_key_is_stored_hashed_written_0600_and_printed_once() 
         std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let printed = key_lines(&first);
+    let printed = wait_key_lines(&first, Duration::from_secs(5));
     assert_eq!(printed.len(), 1);
     assert!(printed[0].ends_with(&key));
     let db = std::fs::read(dir.path().join("imgd.db")).unwrap();
@@ -136,9 +148,8 @@ async fn a_generated_admin_key_is_stored_hashed_written_0600_and_printed_once() 
     assert!(first.wait_exit(Duration::from_secs(10)).success());
 
     let second = Process::spawn(dir.path(), &[], &[]);
-    std::thread::sleep(Duration::from_millis(200));
     assert!(
-        key_lines(&second).is_empty(),
+        wait_key_lines(&second, Duration::from_millis(500)).is_empty(),
         "the key is printed only when generated"
     );
     let ok = client

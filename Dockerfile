@@ -1,0 +1,19 @@
+# imgd: multi-stage build of the libjpeg-turbo flavour.
+#   docker build -t imgd .
+#   docker run -p 8080:8080 -v imgd-data:/data -e IMGD_ADMIN_KEY=change-me imgd
+FROM rust:1-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends cmake nasm && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked -p imgd --features turbojpeg
+
+FROM debian:bookworm-slim
+RUN useradd --system --uid 10001 --home /data imgd && mkdir -p /data && chown imgd /data
+COPY --from=build /src/target/release/imgd /usr/local/bin/imgd
+USER imgd
+ENV IMGD_LISTEN=0.0.0.0:8080 IMGD_DATA_DIR=/data
+VOLUME /data
+EXPOSE 8080
+HEALTHCHECK CMD ["/bin/sh", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 || exit 1"]
+ENTRYPOINT ["/usr/local/bin/imgd"]
+CMD ["serve"]
