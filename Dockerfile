@@ -14,6 +14,6 @@ USER imgd
 ENV IMGD_LISTEN=0.0.0.0:8080 IMGD_DATA_DIR=/data
 VOLUME /data
 EXPOSE 8080
-HEALTHCHECK CMD ["/bin/sh", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 || exit 1"]
+HEALTHCHECK CMD ["/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080"]
 ENTRYPOINT ["/usr/local/bin/imgd"]
 CMD ["serve"]

@@ -99,6 +99,18 @@ struct DeliveryMetrics {
     render_seconds: metrics::Histogram,
 }
 
+fn from_memory(v: CachedVariant, status: CacheStatus, vary_accept: bool) -> Delivery {
+    Delivery {
+        len: v.bytes.len() as u64,
+        payload: Payload::Memory(v.bytes),
+        format: v.format,
+        etag: v.etag,
+        last_modified: v.created_at,
+        vary_accept,
+        cache: Some(status),
+    }
+}
+
 /// Serves originals and variants.
 pub struct DeliveryService {
     ports: Ports,
@@ -185,24 +197,9 @@ impl DeliveryService {
         let image = self.image(id).await?;
         let resolved = spec.resolve(image.format, accept, &self.settings.quality);
         let key = resolved.spec.variant_key(&image.hash);
-        let found = |v: CachedVariant, status| Delivery {
-            len: v.bytes.len() as u64,
-            payload: Payload::Memory(v.bytes),
-            format: v.format,
-            etag: v.etag,
-            last_modified: v.created_at,
-            vary_accept: resolved.vary_accept,
-            cache: Some(status),
-        };
-        if let Some(hit) = self.variants.get(&key) {
-            self.metrics.memory_hits.increment(1);
-            return Ok(found(hit, CacheStatus::HitMemory));
-        }
-        if let Some(stored) = self
-            .stored_variant(&image, &key, resolved.vary_accept)
-            .await?
-        {
-            return Ok(stored);
+        let vary = resolved.vary_accept;
+        if let Some(found) = self.lookup(&image, &key, vary).await? {
+            return Ok(found);
         }
         let _guard = self
             .ports
@@ -210,18 +207,25 @@ impl DeliveryService {
             .lock(&format!("variant:{key}"), self.settings.lock_ttl)
             .await?;
         // Whoever held the lock before us may have just rendered it.
-        if let Some(hit) = self.variants.get(&key) {
-            self.metrics.memory_hits.increment(1);
-            return Ok(found(hit, CacheStatus::HitMemory));
-        }
-        if let Some(stored) = self
-            .stored_variant(&image, &key, resolved.vary_accept)
-            .await?
-        {
-            return Ok(stored);
+        if let Some(found) = self.lookup(&image, &key, vary).await? {
+            return Ok(found);
         }
         let rendered = self.render(&image, &resolved.spec, &key).await?;
-        Ok(found(rendered, CacheStatus::Miss))
+        Ok(from_memory(rendered, CacheStatus::Miss, vary))
+    }
+
+    /// The variant from memory, else from the store; `None` if it was never rendered.
+    async fn lookup(
+        &self,
+        image: &ImageRecord,
+        key: &VariantKey,
+        vary_accept: bool,
+    ) -> Result<Option<Delivery>> {
+        if let Some(hit) = self.variants.get(key) {
+            self.metrics.memory_hits.increment(1);
+            return Ok(Some(from_memory(hit, CacheStatus::HitMemory, vary_accept)));
+        }
+        self.stored_variant(image, key, vary_accept).await
     }
 
     /// A variant the store already has, pulled into memory if it is small enough.

@@ -31,15 +31,7 @@ async fn v1_requires_a_valid_bearer_key() {
         .await
         .unwrap();
     assert_eq!(error_code(upload).await, (401, "unauthorized".into()));
-    assert_eq!(
-        server
-            .api(Method::GET, "/images")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(server.api_status(Method::GET, "/images").await, 200);
 }
 
 #[tokio::test]
@@ -65,14 +57,7 @@ async fn list_is_newest_first_with_cursor_pages_and_a_tag_filter() {
             Some(c) => format!("/images?limit=2&cursor={c}"),
             None => "/images?limit=2".to_owned(),
         };
-        let page: serde_json::Value = server
-            .api(Method::GET, &path)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: serde_json::Value = server.api_json(Method::GET, &path).await;
         let images = page["images"].as_array().unwrap();
         assert!(images.len() <= 2);
         seen.extend(images.iter().map(|i| i["id"].as_str().unwrap().to_owned()));
@@ -82,14 +67,7 @@ async fn list_is_newest_first_with_cursor_pages_and_a_tag_filter() {
         }
     }
     assert_eq!(seen, ids, "all images, newest first, each once");
-    let even: serde_json::Value = server
-        .api(Method::GET, "/images?tag=even")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let even: serde_json::Value = server.api_json(Method::GET, "/images?tag=even").await;
     assert_eq!(even["images"].as_array().unwrap().len(), 3);
     for (query, code) in [
         ("limit=0", "invalid_limit"),
@@ -120,23 +98,9 @@ async fn patch_changes_tags_and_metadata_and_refuses_unknown_fields() {
         .unwrap();
     assert_eq!(patched["tags"], serde_json::json!(["x", "y"]));
     assert_eq!(patched["metadata"]["alt"], "a square");
-    let fetched: serde_json::Value = server
-        .api(Method::GET, &format!("/images/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fetched: serde_json::Value = server.api_json(Method::GET, &format!("/images/{id}")).await;
     assert_eq!(fetched["tags"], serde_json::json!(["x", "y"]));
-    let tagged: serde_json::Value = server
-        .api(Method::GET, "/images?tag=y")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tagged: serde_json::Value = server.api_json(Method::GET, "/images?tag=y").await;
     assert_eq!(tagged["images"][0]["id"], id.as_str());
 
     for body in [
@@ -169,11 +133,8 @@ async fn delete_removes_the_image_and_both_urls() {
     assert_eq!(server.get(&format!("/i/{id}")).await.status(), 200);
     assert_eq!(
         server
-            .api(Method::DELETE, &format!("/images/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .api_status(Method::DELETE, &format!("/images/{id}"))
+            .await,
         204
     );
     assert_eq!(

@@ -106,14 +106,7 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
             "{name}"
         );
     }
-    let list: serde_json::Value = server
-        .api(Method::GET, "/images")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: serde_json::Value = server.api_json(Method::GET, "/images").await;
     assert_eq!(
         list["images"].as_array().unwrap().len(),
         0,
@@ -168,11 +161,8 @@ async fn identical_bytes_are_stored_once_with_distinct_ids() {
     let (a, b) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
     assert_eq!(
         server
-            .api(Method::DELETE, &format!("/images/{a}"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .api_status(Method::DELETE, &format!("/images/{a}"))
+            .await,
         204
     );
     assert_eq!(
@@ -183,11 +173,8 @@ async fn identical_bytes_are_stored_once_with_distinct_ids() {
     assert_eq!(server.files_under("blobs").len(), 1);
     assert_eq!(
         server
-            .api(Method::DELETE, &format!("/images/{b}"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .api_status(Method::DELETE, &format!("/images/{b}"))
+            .await,
         204
     );
     assert!(server.files_under("blobs").is_empty());

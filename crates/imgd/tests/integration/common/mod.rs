@@ -92,6 +92,27 @@ impl TestServer {
         body["id"].as_str().unwrap().to_owned()
     }
 
+    /// A `/v1` request without a body; returns its JSON.
+    pub async fn api_json(&self, method: reqwest::Method, path: &str) -> serde_json::Value {
+        self.api(method, path)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// A `/v1` request without a body; returns its status.
+    pub async fn api_status(&self, method: reqwest::Method, path: &str) -> u16 {
+        self.api(method, path)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.unwrap()
     }
