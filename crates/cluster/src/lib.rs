@@ -2,7 +2,9 @@
 //! needs; the Redis and hash-ring versions sit beside them when the cluster arrives.
 //!
 //! - [`local_lock`]: `LocalLocks`, keyed async mutexes with no leak of idle keys.
+//! - [`contract`]: the behaviour every `LockManager` must show.
 
+pub mod contract;
 pub mod local_lock;
 
 pub use local_lock::LocalLocks;
