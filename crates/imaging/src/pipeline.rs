@@ -109,6 +109,18 @@ impl Imaging for Pipeline {
             (probe.width, probe.height)
         };
         let plan = layout::plan(source, spec);
+        let (out_w, out_h) = plan.crop.or(plan.pad).unwrap_or(plan.resize);
+        let out_pixels = u64::from(out_w) * u64::from(out_h);
+        if out_pixels > self.settings.max_pixels {
+            // A tiny source blown up to 8192x8192 is a cheap request for a costly render.
+            return Err(Error::invalid(
+                "option_out_of_range",
+                format!(
+                    "the output would have {out_pixels} pixels, the limit is {}",
+                    self.settings.max_pixels
+                ),
+            ));
+        }
         let at_least = if swaps {
             (plan.resize.1, plan.resize.0)
         } else {

@@ -211,6 +211,7 @@ async fn bad_options_are_400_with_a_code() {
         ("w=1,w=2", "duplicate_option"),
         ("nosuchpreset", "unknown_preset"),
         ("zoom=3", "invalid_option"),
+        ("w=8000,h=8000,fit=fill", "option_out_of_range"),
     ] {
         let response = server.get(&format!("/i/{id}/{options}")).await;
         assert_eq!(error_code(response).await, (400, code.into()), "{options}");
