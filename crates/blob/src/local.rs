@@ -33,11 +33,6 @@ impl Drop for TempGuard {
     }
 }
 
-async fn fsync_dir(dir: &Path) -> Result<()> {
-    tokio::fs::File::open(dir).await?.sync_all().await?;
-    Ok(())
-}
-
 fn missing(e: &std::io::Error) -> bool {
     e.kind() == ErrorKind::NotFound
 }
@@ -60,14 +55,14 @@ impl LocalBlobStore {
     }
 
     /// Renames `from` to `key`'s path durably.
-    async fn install(&self, from: &Path, key: &BlobKey) -> Result<()> {
+    async fn install(&self, from: &Path, key: &BlobKey) -> std::io::Result<()> {
         let to = self.path(key);
         let dir = to
             .parent()
-            .ok_or_else(|| Error::internal("blob key without a folder"))?;
+            .ok_or_else(|| std::io::Error::other("blob key without a folder"))?;
         tokio::fs::create_dir_all(dir).await?;
         tokio::fs::rename(from, &to).await?;
-        fsync_dir(dir).await
+        tokio::fs::File::open(dir).await?.sync_all().await
     }
 
     async fn exists(&self, key: &BlobKey) -> Result<bool> {
@@ -85,12 +80,14 @@ impl BlobStore for LocalBlobStore {
             return Ok(());
         }
         match self.install(staged, key).await {
-            // Staging on another filesystem: copy into our temp folder first, then install.
-            Err(Error::Internal(msg)) if msg.contains("cross-device") => {
+            // Staging on another filesystem (EXDEV): copy through our temp folder instead.
+            Err(e) if e.raw_os_error() == Some(18) => {
                 let bytes = tokio::fs::read(staged).await?;
-                self.put_bytes(key, Bytes::from(bytes)).await
+                self.put_bytes(key, Bytes::from(bytes)).await?;
+                tokio::fs::remove_file(staged).await?;
+                Ok(())
             }
-            other => other,
+            other => Ok(other?),
         }
     }
 

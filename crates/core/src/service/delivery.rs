@@ -280,10 +280,10 @@ impl DeliveryService {
             .read_all(&BlobKey::original(&image.hash))
             .await?
             .ok_or_else(|| {
-                Error::internal(format!(
-                    "blob {} of image {} is missing",
-                    image.hash, image.id
-                ))
+                // Deleted by a concurrent purge (the record was read just before), or lost:
+                // either way the client gets "not found", and a loss is loud in the logs.
+                tracing::error!(hash = %image.hash, id = %image.id, "original blob is missing");
+                Error::NotFound("image")
             })?;
         let imaging = self.ports.imaging.clone();
         let job_spec = spec.clone();
