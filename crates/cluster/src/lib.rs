@@ -3,8 +3,11 @@
 //!
 //! - [`local_lock`]: `LocalLocks`, keyed async mutexes with no leak of idle keys.
 //! - [`contract`]: the behaviour every `LockManager` must show.
+//! - [`placement`]: `SingleNode` and weighted `Rendezvous` hashing.
 
 pub mod contract;
 pub mod local_lock;
+pub mod placement;
 
 pub use local_lock::LocalLocks;
+pub use placement::{Rendezvous, SingleNode};

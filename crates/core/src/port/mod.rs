@@ -5,13 +5,16 @@
 //! - [`metadata`]: records (`MetadataRepo`).
 //! - [`lock`]: keyed mutual exclusion (`LockManager`).
 //! - [`imaging`]: the CPU pipeline (`Imaging`), synchronous by design.
+//! - [`placement`]: which node owns a key (`Placement`).
 
 pub mod blob;
 pub mod imaging;
 pub mod lock;
 pub mod metadata;
+pub mod placement;
 
 pub use blob::{BlobKey, BlobRead, BlobStore, ByteRange};
 pub use imaging::{Imaging, IngestLimits, Inspection, Rendered};
 pub use lock::{LockGuard, LockManager};
 pub use metadata::MetadataRepo;
+pub use placement::{Member, Placement};
