@@ -201,19 +201,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
     let mut server = Process::spawn(dir.path(), &[], &[("IMGD_ADMIN_KEY", "k")]);
     // An upload whose body is still arriving when the signal comes.
     let bytes = fixtures::jpeg(600, 400);
-    let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
-    tx.unbounded_send(Ok(bytes[..bytes.len() / 2].to_vec()))
-        .unwrap();
-    let client = reqwest::Client::new();
-    let upload = tokio::spawn(
-        client
-            .post(format!("{}/v1/images", server.base))
-            .bearer_auth("k")
-            .body(reqwest::Body::wrap_stream(rx))
-            .send(),
-    );
-    let staging = dir.path().join("tmp").join("uploads");
-    wait_for_staged_file(&staging).await;
+    let (tx, upload) = half_sent_upload(&server, dir.path(), &bytes).await;
     server.signal("TERM");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
@@ -226,6 +214,24 @@ async fn sigterm_lets_in_flight_requests_finish() {
     let response = upload.await.unwrap().unwrap();
     assert_eq!(response.status(), 201, "the in-flight upload completed");
     assert!(server.wait_exit(Duration::from_secs(10)).success());
+}
+
+type Chunks = futures::channel::mpsc::UnboundedSender<Result<Vec<u8>, std::io::Error>>;
+type Upload = tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>;
+
+/// Starts an upload of `bytes` that has sent only its first half, and waits until the server is
+/// writing it to staging. Send the rest through the returned sender.
+async fn half_sent_upload(server: &Process, data_dir: &Path, bytes: &[u8]) -> (Chunks, Upload) {
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
+    tx.unbounded_send(Ok(bytes[..bytes.len() / 2].to_vec()))
+        .unwrap();
+    let request = reqwest::Client::new()
+        .post(format!("{}/v1/images", server.base))
+        .bearer_auth("k")
+        .body(reqwest::Body::wrap_stream(rx));
+    let upload = tokio::spawn(request.send());
+    wait_for_staged_file(&data_dir.join("tmp").join("uploads")).await;
+    (tx, upload)
 }
 
 async fn wait_for_staged_file(staging: &Path) {
@@ -244,20 +250,8 @@ async fn a_crash_mid_upload_leaves_no_image_and_the_leftover_is_swept() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Process::spawn(dir.path(), &[], &[("IMGD_ADMIN_KEY", "k")]);
     let bytes = fixtures::jpeg(600, 400);
-    let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
-    tx.unbounded_send(Ok(bytes[..bytes.len() / 2].to_vec()))
-        .unwrap();
-    let client = reqwest::Client::new();
-    let url = format!("{}/v1/images", server.base);
-    let upload = tokio::spawn(
-        client
-            .post(url)
-            .bearer_auth("k")
-            .body(reqwest::Body::wrap_stream(rx))
-            .send(),
-    );
+    let (tx, upload) = half_sent_upload(&server, dir.path(), &bytes).await;
     let staging = dir.path().join("tmp").join("uploads");
-    wait_for_staged_file(&staging).await;
     server.signal("KILL");
     server.wait_exit(Duration::from_secs(10));
     assert!(
@@ -277,7 +271,7 @@ async fn a_crash_mid_upload_leaves_no_image_and_the_leftover_is_swept() {
         0,
         "swept at start-up"
     );
-    let list: serde_json::Value = client
+    let list: serde_json::Value = reqwest::Client::new()
         .get(format!("{}/v1/images", restarted.base))
         .bearer_auth("k")
         .send()
