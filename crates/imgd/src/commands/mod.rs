@@ -28,7 +28,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             tokio::task::spawn_blocking(move || render::run(&config, &args)).await?
         }
         Command::Config(args) => {
-            let config = Config::load(&args.overrides(), std::env::vars())?;
+            let mut config = Config::load(&args.overrides(), std::env::vars())?;
+            if !config.auth.admin_key.is_empty() {
+                config.auth.admin_key = "<set, not shown>".into();
+            }
             println!("{config:#?}");
             Ok(())
         }
