@@ -1,0 +1,417 @@
+//! PostgreSQL metadata, for clusters: the same schema and queries as [`crate::sqlite`], with
+//! PostgreSQL placeholders and types. Migrations in `migrations/postgres` run at open; sqlx's
+//! migration lock makes concurrent starts of several nodes safe.
+
+use std::time::Duration;
+
+use imgd_core::format::ImageFormat;
+use imgd_core::id::{ContentHash, ImageId, TenantId, VariantKey};
+use imgd_core::model::{
+    ApiKeyRecord, DeletedImage, ImagePatch, ImageRecord, ListQuery, Role, VariantRecord, now_millis,
+};
+use imgd_core::port::MetadataRepo;
+use imgd_core::{Error, Result};
+use sqlx::postgres::{PgPoolOptions, PgRow};
+use sqlx::{PgPool, Row};
+
+/// The PostgreSQL repo.
+pub struct PostgresRepo {
+    pool: PgPool,
+}
+
+/// Translates sqlx errors: connection trouble is "unavailable", the rest is a bug.
+fn db(e: sqlx::Error) -> Error {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            Error::Unavailable(format!("postgres: {e}"))
+        }
+        other => Error::Internal(format!("postgres: {other}")),
+    }
+}
+
+const IMAGE_COLUMNS: &str = "id, tenant_id, blob_hash, format, width, height, bytes, frames, filename, blurhash, tags, metadata, created_at";
+
+fn image_from_row(row: &PgRow) -> Result<ImageRecord> {
+    let format: String = row.get("format");
+    let tags: String = row.get("tags");
+    let metadata: String = row.get("metadata");
+    Ok(ImageRecord {
+        id: ImageId::parse(row.get("id"))
+            .map_err(|_| Error::internal("malformed image id in database"))?,
+        tenant: TenantId::new(row.get::<String, _>("tenant_id")),
+        hash: ContentHash::parse(row.get("blob_hash"))?,
+        format: ImageFormat::from_name(&format)
+            .ok_or_else(|| Error::internal(format!("unknown format {format}")))?,
+        width: row.get::<i64, _>("width") as u32,
+        height: row.get::<i64, _>("height") as u32,
+        bytes: row.get::<i64, _>("bytes") as u64,
+        frames: row.get::<i64, _>("frames") as u32,
+        filename: row.get("filename"),
+        blurhash: row.get("blurhash"),
+        tags: serde_json::from_str(&tags).map_err(Error::internal)?,
+        metadata: serde_json::from_str(&metadata).map_err(Error::internal)?,
+        created_at: row.get("created_at"),
+    })
+}
+
+fn key_from_row(row: &PgRow) -> Result<ApiKeyRecord> {
+    let role: String = row.get("role");
+    Ok(ApiKeyRecord {
+        id: row.get("id"),
+        tenant: TenantId::new(row.get::<String, _>("tenant_id")),
+        role: Role::from_name(&role)
+            .ok_or_else(|| Error::internal(format!("unknown role {role}")))?,
+        secret_hash: row.get("secret_hash"),
+        created_at: row.get("created_at"),
+        revoked: row.get::<bool, _>("revoked"),
+    })
+}
+
+impl PostgresRepo {
+    /// Connects to `url` (`postgres://...`) and applies migrations.
+    pub async fn open(url: &str) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(db)?;
+        sqlx::migrate!("migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| Error::internal(format!("migrations: {e}")))?;
+        Ok(PostgresRepo { pool })
+    }
+
+    async fn replace_tags(
+        tx: &mut sqlx::PgConnection,
+        image: &ImageId,
+        tenant: &TenantId,
+        tags: &[String],
+        created_at: i64,
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM image_tags WHERE image_id = $1")
+            .bind(image.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        for tag in tags {
+            sqlx::query(
+                "INSERT INTO image_tags (image_id, tenant_id, tag, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(image.as_str())
+            .bind(tenant.as_str())
+            .bind(tag)
+            .bind(created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl MetadataRepo for PostgresRepo {
+    async fn ensure_tenant(&self, id: &TenantId, name: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(id.as_str())
+        .bind(name)
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn setting_or_init(&self, name: &str, init: &str) -> Result<String> {
+        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(name)
+            .bind(init)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        let row = sqlx::query("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(row.get("value"))
+    }
+
+    async fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, tenant_id, role, secret_hash, created_at, revoked) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (id) DO UPDATE SET tenant_id = excluded.tenant_id, role = excluded.role,
+               secret_hash = excluded.secret_hash, created_at = excluded.created_at, revoked = excluded.revoked",
+        )
+        .bind(&key.id)
+        .bind(key.tenant.as_str())
+        .bind(key.role.name())
+        .bind(&key.secret_hash)
+        .bind(key.created_at)
+        .bind(key.revoked)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
+        let row = sqlx::query("SELECT * FROM api_keys WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    async fn api_key_by_hash(&self, secret_hash: &str) -> Result<Option<ApiKeyRecord>> {
+        let row = sqlx::query("SELECT * FROM api_keys WHERE secret_hash = $1 AND NOT revoked")
+            .bind(secret_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    async fn insert_image(&self, image: &ImageRecord) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query(
+            "INSERT INTO blobs (hash, size, refcount, created_at) VALUES ($1, $2, 1, $3)
+             ON CONFLICT (hash) DO UPDATE SET refcount = blobs.refcount + 1",
+        )
+        .bind(image.hash.as_str())
+        .bind(image.bytes as i64)
+        .bind(image.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let sql = format!(
+            "INSERT INTO images ({IMAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        );
+        sqlx::query(&sql)
+            .bind(image.id.as_str())
+            .bind(image.tenant.as_str())
+            .bind(image.hash.as_str())
+            .bind(image.format.name())
+            .bind(i64::from(image.width))
+            .bind(i64::from(image.height))
+            .bind(image.bytes as i64)
+            .bind(i64::from(image.frames))
+            .bind(&image.filename)
+            .bind(&image.blurhash)
+            .bind(serde_json::to_string(&image.tags).map_err(Error::internal)?)
+            .bind(serde_json::to_string(&image.metadata).map_err(Error::internal)?)
+            .bind(image.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        Self::replace_tags(
+            &mut tx,
+            &image.id,
+            &image.tenant,
+            &image.tags,
+            image.created_at,
+        )
+        .await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn image(&self, id: &ImageId) -> Result<Option<ImageRecord>> {
+        let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(image_from_row).transpose()
+    }
+
+    async fn list_images(&self, tenant: &TenantId, query: &ListQuery) -> Result<Vec<ImageRecord>> {
+        let (after_at, after_id) = match &query.after {
+            Some(c) => (Some(c.created_at), Some(c.id.as_str().to_owned())),
+            None => (None, None),
+        };
+        let sql = format!(
+            "SELECT {IMAGE_COLUMNS} FROM images i
+             WHERE i.tenant_id = $1
+               AND ($2 IS NULL OR EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = i.id AND t.tag = $2))
+               AND ($3 IS NULL OR i.created_at < $3 OR (i.created_at = $3 AND i.id < $4))
+             ORDER BY i.created_at DESC, i.id DESC
+             LIMIT $5"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(tenant.as_str())
+            .bind(&query.tag)
+            .bind(after_at)
+            .bind(after_id)
+            .bind(i64::from(query.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(image_from_row).collect()
+    }
+
+    async fn update_image(
+        &self,
+        tenant: &TenantId,
+        id: &ImageId,
+        patch: &ImagePatch,
+    ) -> Result<Option<ImageRecord>> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = $1 AND tenant_id = $2");
+        let Some(row) = sqlx::query(&sql)
+            .bind(id.as_str())
+            .bind(tenant.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+        else {
+            return Ok(None);
+        };
+        let mut image = image_from_row(&row)?;
+        if let Some(tags) = &patch.tags {
+            image.tags = tags.clone();
+            Self::replace_tags(&mut tx, id, tenant, tags, image.created_at).await?;
+        }
+        if let Some(metadata) = &patch.metadata {
+            image.metadata = metadata.clone();
+        }
+        sqlx::query("UPDATE images SET tags = $1, metadata = $2 WHERE id = $3")
+            .bind(serde_json::to_string(&image.tags).map_err(Error::internal)?)
+            .bind(serde_json::to_string(&image.metadata).map_err(Error::internal)?)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(Some(image))
+    }
+
+    async fn delete_image(&self, tenant: &TenantId, id: &ImageId) -> Result<Option<DeletedImage>> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let Some(row) =
+            sqlx::query("DELETE FROM images WHERE id = $1 AND tenant_id = $2 RETURNING blob_hash")
+                .bind(id.as_str())
+                .bind(tenant.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?
+        else {
+            return Ok(None);
+        };
+        let hash = ContentHash::parse(row.get("blob_hash"))?;
+        let refs: i64 = sqlx::query(
+            "UPDATE blobs SET refcount = refcount - 1 WHERE hash = $1 RETURNING refcount",
+        )
+        .bind(hash.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?
+        .get("refcount");
+        let blob_orphaned = refs == 0;
+        if blob_orphaned {
+            sqlx::query("DELETE FROM variants WHERE source_hash = $1")
+                .bind(hash.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            sqlx::query("DELETE FROM blobs WHERE hash = $1")
+                .bind(hash.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(Some(DeletedImage {
+            hash,
+            blob_orphaned,
+        }))
+    }
+
+    async fn blob_refs(&self, hash: &ContentHash) -> Result<u64> {
+        let row = sqlx::query("SELECT refcount FROM blobs WHERE hash = $1")
+            .bind(hash.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(row.map_or(0, |r| r.get::<i64, _>("refcount") as u64))
+    }
+
+    async fn variant(&self, key: &VariantKey) -> Result<Option<VariantRecord>> {
+        let row = sqlx::query("SELECT * FROM variants WHERE key = $1")
+            .bind(key.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.map(|row| {
+            let format: String = row.get("format");
+            Ok(VariantRecord {
+                key: VariantKey::from_stored(row.get("key")),
+                source: ContentHash::parse(row.get("source_hash"))?,
+                format: ImageFormat::from_name(&format)
+                    .ok_or_else(|| Error::internal(format!("unknown format {format}")))?,
+                bytes: row.get::<i64, _>("bytes") as u64,
+                etag: row.get("etag"),
+                created_at: row.get("created_at"),
+            })
+        })
+        .transpose()
+    }
+
+    async fn insert_variant(&self, v: &VariantRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO variants (key, source_hash, format, bytes, etag, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(v.key.as_str())
+        .bind(v.source.as_str())
+        .bind(v.format.name())
+        .bind(v.bytes as i64)
+        .bind(&v.etag)
+        .bind(v.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn check(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// Runs against the PostgreSQL server named by `IMGD_TEST_DATABASE_URL`, which `.ci/run`
+    /// starts and sets. Outside CI, without it, the test says so and checks nothing: a new user's
+    /// `cargo test` does not need a database server.
+    #[tokio::test]
+    async fn postgres_repo_meets_the_contract() {
+        let Ok(url) = std::env::var("IMGD_TEST_DATABASE_URL") else {
+            // CI always provides the server, so there a missing URL is a failure, not a skip.
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must set IMGD_TEST_DATABASE_URL"
+            );
+            eprintln!("SKIPPED: set IMGD_TEST_DATABASE_URL to run the PostgreSQL contract suite");
+            return;
+        };
+        let repo = PostgresRepo::open(&url).await.unwrap();
+        crate::contract::run(Arc::new(repo)).await;
+        // Migrations are idempotent: a second node starting against the same database is fine.
+        let again = PostgresRepo::open(&url).await.unwrap();
+        again.check().await.unwrap();
+    }
+}
