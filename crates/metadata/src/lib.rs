@@ -7,6 +7,7 @@
 
 pub mod contract;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 pub use postgres::PostgresRepo;

@@ -4,13 +4,14 @@
 
 use std::time::Duration;
 
-use imgd_core::format::ImageFormat;
 use imgd_core::id::{ContentHash, ImageId, TenantId, VariantKey};
 use imgd_core::model::{
     ApiKeyRecord, DeletedImage, ImagePatch, ImageRecord, ListQuery, Role, VariantRecord, now_millis,
 };
 use imgd_core::port::MetadataRepo;
 use imgd_core::{Error, Result};
+
+use crate::rows::{IMAGE_COLUMNS, db_error, image_from_row, variant_from_row};
 use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
 
@@ -19,39 +20,8 @@ pub struct PostgresRepo {
     pool: PgPool,
 }
 
-/// Translates sqlx errors: connection trouble is "unavailable", the rest is a bug.
 fn db(e: sqlx::Error) -> Error {
-    match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-            Error::Unavailable(format!("postgres: {e}"))
-        }
-        other => Error::Internal(format!("postgres: {other}")),
-    }
-}
-
-const IMAGE_COLUMNS: &str = "id, tenant_id, blob_hash, format, width, height, bytes, frames, filename, blurhash, tags, metadata, created_at";
-
-fn image_from_row(row: &PgRow) -> Result<ImageRecord> {
-    let format: String = row.get("format");
-    let tags: String = row.get("tags");
-    let metadata: String = row.get("metadata");
-    Ok(ImageRecord {
-        id: ImageId::parse(row.get("id"))
-            .map_err(|_| Error::internal("malformed image id in database"))?,
-        tenant: TenantId::new(row.get::<String, _>("tenant_id")),
-        hash: ContentHash::parse(row.get("blob_hash"))?,
-        format: ImageFormat::from_name(&format)
-            .ok_or_else(|| Error::internal(format!("unknown format {format}")))?,
-        width: row.get::<i64, _>("width") as u32,
-        height: row.get::<i64, _>("height") as u32,
-        bytes: row.get::<i64, _>("bytes") as u64,
-        frames: row.get::<i64, _>("frames") as u32,
-        filename: row.get("filename"),
-        blurhash: row.get("blurhash"),
-        tags: serde_json::from_str(&tags).map_err(Error::internal)?,
-        metadata: serde_json::from_str(&metadata).map_err(Error::internal)?,
-        created_at: row.get("created_at"),
-    })
+    db_error("postgres", e)
 }
 
 fn key_from_row(row: &PgRow) -> Result<ApiKeyRecord> {
@@ -347,19 +317,7 @@ impl MetadataRepo for PostgresRepo {
             .fetch_optional(&self.pool)
             .await
             .map_err(db)?;
-        row.map(|row| {
-            let format: String = row.get("format");
-            Ok(VariantRecord {
-                key: VariantKey::from_stored(row.get("key")),
-                source: ContentHash::parse(row.get("source_hash"))?,
-                format: ImageFormat::from_name(&format)
-                    .ok_or_else(|| Error::internal(format!("unknown format {format}")))?,
-                bytes: row.get::<i64, _>("bytes") as u64,
-                etag: row.get("etag"),
-                created_at: row.get("created_at"),
-            })
-        })
-        .transpose()
+        row.as_ref().map(variant_from_row).transpose()
     }
 
     async fn insert_variant(&self, v: &VariantRecord) -> Result<()> {

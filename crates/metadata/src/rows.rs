@@ -1,0 +1,74 @@
+//! What the SQLite and PostgreSQL repos share: error translation and the mapping from a row to a
+//! record. The schemas have the same column names and compatible types (TEXT, 64-bit integers),
+//! so one generic function per record serves both; only the SQL placeholders differ.
+
+use imgd_core::format::ImageFormat;
+use imgd_core::id::{ContentHash, ImageId, TenantId, VariantKey};
+use imgd_core::model::{ImageRecord, VariantRecord};
+use imgd_core::{Error, Result};
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+/// The columns of `images`, in insert order.
+pub(crate) const IMAGE_COLUMNS: &str = "id, tenant_id, blob_hash, format, width, height, bytes, frames, filename, blurhash, tags, metadata, created_at";
+
+/// Translates sqlx errors: connection trouble is "unavailable", the rest is a bug.
+pub(crate) fn db_error(engine: &str, e: sqlx::Error) -> Error {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            Error::Unavailable(format!("{engine}: {e}"))
+        }
+        other => Error::Internal(format!("{engine}: {other}")),
+    }
+}
+
+fn format_from_db(name: &str) -> Result<ImageFormat> {
+    ImageFormat::from_name(name).ok_or_else(|| Error::internal(format!("unknown format {name}")))
+}
+
+/// An `images` row as a record.
+pub(crate) fn image_from_row<'r, R>(row: &'r R) -> Result<ImageRecord>
+where
+    R: Row,
+    &'r str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let format: String = row.get("format");
+    let tags: String = row.get("tags");
+    let metadata: String = row.get("metadata");
+    Ok(ImageRecord {
+        id: ImageId::parse(&row.get::<String, _>("id"))
+            .map_err(|_| Error::internal("malformed image id in database"))?,
+        tenant: TenantId::new(row.get::<String, _>("tenant_id")),
+        hash: ContentHash::parse(&row.get::<String, _>("blob_hash"))?,
+        format: format_from_db(&format)?,
+        width: row.get::<i64, _>("width") as u32,
+        height: row.get::<i64, _>("height") as u32,
+        bytes: row.get::<i64, _>("bytes") as u64,
+        frames: row.get::<i64, _>("frames") as u32,
+        filename: row.get("filename"),
+        blurhash: row.get("blurhash"),
+        tags: serde_json::from_str(&tags).map_err(Error::internal)?,
+        metadata: serde_json::from_str(&metadata).map_err(Error::internal)?,
+        created_at: row.get("created_at"),
+    })
+}
+
+/// A `variants` row as a record.
+pub(crate) fn variant_from_row<'r, R>(row: &'r R) -> Result<VariantRecord>
+where
+    R: Row,
+    &'r str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(VariantRecord {
+        key: VariantKey::from_stored(row.get("key")),
+        source: ContentHash::parse(&row.get::<String, _>("source_hash"))?,
+        format: format_from_db(&row.get::<String, _>("format"))?,
+        bytes: row.get::<i64, _>("bytes") as u64,
+        etag: row.get("etag"),
+        created_at: row.get("created_at"),
+    })
+}
