@@ -122,6 +122,37 @@ pub async fn run(store: Arc<dyn BlobStore>, scratch: &Path) {
         0
     );
 
+    // A large blob (multipart where the store has it), and a range across its parts.
+    let large: Vec<u8> = (0..10 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let large_key = BlobKey::original(&ContentHash::of(&large));
+    let staged_large = scratch.join(format!("staged-large-{unique}"));
+    std::fs::write(&staged_large, &large).unwrap();
+    store.put_file(&large_key, &staged_large).await.unwrap();
+    assert!(!staged_large.exists());
+    assert_eq!(
+        store.size(&large_key).await.unwrap(),
+        Some(large.len() as u64)
+    );
+    let across = ByteRange {
+        start: 8 * 1024 * 1024 - 5,
+        end: 8 * 1024 * 1024 + 4,
+    };
+    assert_eq!(
+        read(store, &large_key, Some(across)).await.unwrap(),
+        &large[across.start as usize..=across.end as usize]
+    );
+    assert_eq!(read(store, &large_key, None).await.unwrap(), large);
+    store.delete(&large_key).await.unwrap();
+
+    // Racing writers of one key all succeed and the key holds those bytes.
+    let raced = BlobKey::variant(&hash, &VariantKey::from_stored(format!("{:064x}", 99)));
+    let writers = (0..8).map(|_| store.put_bytes(&raced, Bytes::from_static(b"same bytes")));
+    for result in futures::future::join_all(writers).await {
+        result.expect("a racing put of the same bytes succeeds");
+    }
+    assert_eq!(read(store, &raced, None).await.unwrap(), b"same bytes");
+    store.delete(&raced).await.unwrap();
+
     // Delete.
     store.delete(&key).await.unwrap();
     assert!(store.get(&key, None).await.unwrap().is_none());

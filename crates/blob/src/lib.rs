@@ -1,12 +1,15 @@
 //! imgd-blob: implementations of the `BlobStore` port.
 //!
 //! - [`local`]: the embedded default, files under the data dir, written atomically.
+//! - [`s3`]: S3-compatible object stores (the cluster's shared store), via `object_store`.
 //! - [`memory`]: a map in memory, for tests and as the contract's reference.
 //! - [`contract`]: the behaviour every store must show, run against each implementation.
 
 pub mod contract;
 pub mod local;
 pub mod memory;
+pub mod s3;
 
 pub use local::LocalBlobStore;
 pub use memory::MemoryBlobStore;
+pub use s3::{S3BlobStore, S3Settings};
