@@ -22,8 +22,8 @@ impl SingleNode {
 }
 
 impl Placement for SingleNode {
-    fn owner(&self, _key: &str) -> Option<&Member> {
-        Some(&self.me)
+    fn owner(&self, _key: &str) -> Option<Member> {
+        Some(self.me.clone())
     }
 }
 
@@ -58,13 +58,13 @@ fn unit_hash(key: &str, member: &str) -> f64 {
 }
 
 impl Placement for Rendezvous {
-    fn owner(&self, key: &str) -> Option<&Member> {
+    fn owner(&self, key: &str) -> Option<Member> {
         self.members
             .iter()
             .filter(|m| m.weight > 0.0)
             .map(|m| (-m.weight / unit_hash(key, &m.id).ln(), m))
             .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.id.cmp(&a.1.id)))
-            .map(|(_, m)| m)
+            .map(|(_, m)| m.clone())
     }
 }
 
@@ -78,8 +78,8 @@ mod tests {
 
     fn member(i: usize, weight: f64) -> Member {
         Member {
-            id: format!("node-{i}"),
-            url: format!("http://10.0.0.{i}:8080"),
+            id: format!("node-{i}").into(),
+            url: format!("http://10.0.0.{i}:8080").into(),
             weight,
         }
     }
@@ -90,7 +90,7 @@ mod tests {
 
     fn owners(placement: &Rendezvous, keys: &[String]) -> Vec<String> {
         keys.iter()
-            .map(|k| placement.owner(k).unwrap().id.clone())
+            .map(|k| placement.owner(k).unwrap().id.to_string())
             .collect()
     }
 
@@ -145,7 +145,7 @@ mod tests {
         assert!(
             keys.iter()
                 .take(1000)
-                .all(|k| zero.owner(k).unwrap().id == "node-0"),
+                .all(|k| &*zero.owner(k).unwrap().id == "node-0"),
             "weight 0 owns nothing"
         );
     }
@@ -194,12 +194,7 @@ mod tests {
             assert_eq!(a.owner(k).unwrap().id, b.owner(k).unwrap().id);
         }
         assert!(Rendezvous::new(Vec::new()).owner("k").is_none());
-        assert_eq!(
-            SingleNode::new(member(7, 1.0))
-                .owner("anything")
-                .unwrap()
-                .id,
-            "node-7"
-        );
+        let single = SingleNode::new(member(7, 1.0));
+        assert_eq!(&*single.owner("anything").unwrap().id, "node-7");
     }
 }

@@ -6,15 +6,18 @@
 //! - [`lock`]: keyed mutual exclusion (`LockManager`).
 //! - [`imaging`]: the CPU pipeline (`Imaging`), synchronous by design.
 //! - [`placement`]: which node owns a key (`Placement`).
+//! - [`limit`]: keyed GCRA rate limits (`RateLimiter`).
 
 pub mod blob;
 pub mod imaging;
+pub mod limit;
 pub mod lock;
 pub mod metadata;
 pub mod placement;
 
 pub use blob::{BlobKey, BlobRead, BlobStore, ByteRange};
 pub use imaging::{Imaging, IngestLimits, Inspection, Rendered};
+pub use limit::{Rate, RateDecision, RateLimiter};
 pub use lock::{LockGuard, LockManager};
 pub use metadata::MetadataRepo;
 pub use placement::{Member, Placement};
