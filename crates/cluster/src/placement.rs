@@ -25,6 +25,14 @@ impl Placement for SingleNode {
     fn owner(&self, _key: &str) -> Option<Member> {
         Some(self.me.clone())
     }
+
+    fn members(&self) -> Vec<Member> {
+        vec![self.me.clone()]
+    }
+
+    fn coordination(&self) -> String {
+        "single node".into()
+    }
 }
 
 /// Weighted rendezvous hashing over a member list.
@@ -65,6 +73,14 @@ impl Placement for Rendezvous {
             .map(|m| (-m.weight / unit_hash(key, &m.id).ln(), m))
             .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.id.cmp(&a.1.id)))
             .map(|(_, m)| m.clone())
+    }
+
+    fn members(&self) -> Vec<Member> {
+        self.members.clone()
+    }
+
+    fn coordination(&self) -> String {
+        "static".into()
     }
 }
 

@@ -7,17 +7,20 @@
 //! - [`error`]: the one mapping from domain error to status and JSON body.
 //! - [`extract`]: the bearer-key extractor and query parsing.
 //! - [`conditional`]: ETag, `If-None-Match`, `If-Modified-Since` and `Range` for delivery.
+//! - [`forward`]: owner routing of variant requests between cluster nodes.
 //! - [`view`]: JSON views of domain records.
 //! - [`middleware`]: request metrics.
 
 pub mod conditional;
 pub mod error;
 pub mod extract;
+pub mod forward;
 pub mod middleware;
 pub mod router;
 pub mod routes;
 pub mod state;
 pub mod view;
 
+pub use forward::ClusterRoute;
 pub use router::router;
 pub use state::{AppServices, AppState};

@@ -30,6 +30,10 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1", api)
         .route("/i/{id}", get(delivery::original))
         .route("/i/{id}/{options}", get(delivery::variant))
+        .route(
+            "/internal/v1/i/{id}/{options}",
+            get(delivery::internal_variant),
+        )
         .route("/livez", get(ops::livez))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -9,6 +9,8 @@ use imgd_core::service::auth::AuthService;
 use imgd_core::service::catalog::CatalogService;
 use imgd_core::service::delivery::DeliveryService;
 use imgd_core::service::ingest::IngestService;
+
+use crate::forward::ClusterRoute;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 /// Shared state of the HTTP adapter: one `Arc`, because axum clones the state several times per
@@ -39,6 +41,8 @@ pub struct AppServices {
     pub ingest: Arc<IngestService>,
     pub catalog: Arc<CatalogService>,
     pub delivery: Arc<DeliveryService>,
+    /// Who owns which variant, and how to reach them.
+    pub cluster: ClusterRoute,
     /// Renders `/metrics`; `None` when metrics are off.
     pub metrics: Option<PrometheusHandle>,
     /// Prefix for absolute URLs in responses (`https://img.example.com`); empty for relative.

@@ -11,25 +11,21 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::serve::ListenerExt;
-use imgd_blob::LocalBlobStore;
-use imgd_cluster::LocalLocks;
-use imgd_core::port::IngestLimits;
+use imgd_blob::{LocalBlobStore, S3BlobStore};
+use imgd_cluster::{LocalLocks, Membership, RedisConn, RedisLocks, SingleNode};
+use imgd_core::port::{BlobStore, IngestLimits, LockManager, Member, MetadataRepo};
 use imgd_core::service::auth::{AuthService, Bootstrap};
 use imgd_core::service::catalog::CatalogService;
 use imgd_core::service::delivery::{DeliveryService, DeliverySettings};
 use imgd_core::service::ingest::{IngestService, IngestSettings};
 use imgd_core::service::render_pool::RenderPool;
 use imgd_core::service::{Ports, staging};
-use imgd_http::{AppServices, AppState};
+use imgd_http::{AppServices, AppState, ClusterRoute};
 use imgd_imaging::Pipeline;
-use imgd_metadata::SqliteRepo;
+use imgd_metadata::{PostgresRepo, SqliteRepo};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Config;
-
-/// How long a lock may be held before another process may assume its holder died (only
-/// meaningful for cross-process locks).
-const LOCK_TTL: Duration = Duration::from_secs(60);
 
 /// A started (bound) server, not yet serving.
 pub struct Server {
@@ -40,6 +36,81 @@ pub struct Server {
     pub admin_key_path: PathBuf,
     listener: tokio::net::TcpListener,
     grace: Duration,
+    /// Heartbeats to run while serving; `None` when the node runs alone.
+    membership: Option<Arc<Membership>>,
+}
+
+/// The coordination adapters, chosen together: Redis for all of them, or in-process.
+struct Coordination {
+    locks: Arc<dyn LockManager>,
+    route: ClusterRoute,
+    membership: Option<Arc<Membership>>,
+}
+
+/// The configured blob store: the data dir, or an S3-compatible bucket.
+fn open_blob_store(config: &Config) -> Result<Arc<dyn BlobStore>> {
+    Ok(match config.s3_settings()? {
+        Some(s3) => {
+            tracing::info!(bucket = %s3.bucket, endpoint = ?s3.endpoint, "blobs in S3");
+            Arc::new(S3BlobStore::new(&s3)?)
+        }
+        None => Arc::new(
+            LocalBlobStore::open(&config.server.data_dir).context("opening the blob store")?,
+        ),
+    })
+}
+
+/// The configured metadata database: SQLite in the data dir, or PostgreSQL.
+async fn open_metadata(config: &Config) -> Result<Arc<dyn MetadataRepo>> {
+    let url = &config.database.url;
+    Ok(if url.is_empty() {
+        Arc::new(
+            SqliteRepo::open(&config.server.data_dir.join("imgd.db"))
+                .await
+                .context("opening the metadata database")?,
+        )
+    } else {
+        Arc::new(
+            PostgresRepo::open_with(url, config.database.max_connections)
+                .await
+                .context("opening PostgreSQL")?,
+        )
+    })
+}
+
+/// Redis-backed locks, membership and routing when a Redis URL is set, else a node alone.
+fn open_coordination(config: &Config, bound: SocketAddr) -> Result<Coordination> {
+    let c = &config.cluster;
+    let me = Member {
+        id: config.node_id().into(),
+        url: config.advertise_url(bound).into(),
+        weight: c.weight,
+    };
+    let forward_timeout = Duration::from_millis(c.forward_timeout_ms);
+    if c.redis_url.is_empty() {
+        return Ok(Coordination {
+            locks: Arc::new(LocalLocks::default()),
+            route: ClusterRoute::new(
+                &me.id,
+                Arc::new(SingleNode::new(me.clone())),
+                None,
+                forward_timeout,
+            ),
+            membership: None,
+        });
+    }
+    let redis = RedisConn::new(&c.redis_url, &c.namespace, Duration::from_secs(1))?;
+    tracing::info!(node = %me.id, url = %me.url, "joining the cluster");
+    let membership = Membership::new(
+        redis.clone(),
+        me.clone(),
+        Duration::from_millis(c.heartbeat_ttl_ms),
+    );
+    Ok(Coordination {
+        locks: Arc::new(RedisLocks::new(redis)),
+        route: ClusterRoute::new(&me.id, membership.clone(), Some(&c.secret), forward_timeout),
+        membership: Some(membership),
+    })
 }
 
 /// Writes the generated admin key where only the owner can read it.
@@ -68,21 +139,22 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
         tracing::info!(swept, "removed uploads interrupted by the last shutdown");
     }
 
-    let blobs = Arc::new(LocalBlobStore::open(data_dir).context("opening the blob store")?);
-    let repo = Arc::new(
-        SqliteRepo::open(&data_dir.join("imgd.db"))
-            .await
-            .context("opening the metadata database")?,
-    );
+    let blobs = open_blob_store(&config)?;
+    let repo = open_metadata(&config).await?;
     let limits = IngestLimits {
         max_pixels: config.limits.max_pixels,
         max_frames: config.limits.max_frames,
     };
     let imaging = Arc::new(Pipeline::new(config.pipeline_settings()));
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("binding {}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    let coordination = open_coordination(&config, addr)?;
     let ports = Ports {
         blobs,
         repo: repo.clone(),
-        locks: Arc::new(LocalLocks::default()),
+        locks: coordination.locks.clone(),
         imaging,
     };
 
@@ -97,6 +169,9 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
         Bootstrap::Configured | Bootstrap::Existing => None,
     };
 
+    // Cross-process locks are renewed while held, so this only bounds how long a crashed
+    // holder blocks others.
+    let lock_ttl = Duration::from_millis(config.cluster.lock_ttl_ms);
     let pool = Arc::new(RenderPool::new(
         config.render_workers(),
         config.render.queue,
@@ -109,7 +184,7 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
             presets: config.presets()?,
             transform_limits: config.transform_limits(),
             quality: config.quality_defaults(),
-            lock_ttl: LOCK_TTL,
+            lock_ttl,
             memory_cache_bytes: config.render.memory_cache_mb * 1024 * 1024,
             memory_item_max_bytes: config.render.memory_item_max_kb * 1024,
             record_cache_ttl: Duration::from_millis(config.render.record_cache_ttl_ms),
@@ -118,7 +193,7 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
     let forget = delivery.clone();
     let catalog = Arc::new(CatalogService::new(
         ports.clone(),
-        LOCK_TTL,
+        lock_ttl,
         Box::new(move |id| forget.forget_image(id)),
     ));
     let ingest = Arc::new(IngestService::new(
@@ -128,7 +203,7 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
             max_upload_bytes: config.limits.max_upload_bytes,
             limits,
             staging_dir,
-            lock_ttl: LOCK_TTL,
+            lock_ttl: lock_ttl,
         },
     ));
 
@@ -138,18 +213,16 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
         ingest,
         catalog,
         delivery,
+        cluster: coordination.route,
         metrics: Some(metrics),
         public_url: config.server.public_url.as_str().into(),
         draining: Arc::new(AtomicBool::new(false)),
     });
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("binding {}", config.server.listen))?;
-    let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %data_dir.display(), "imgd listening");
     Ok(Server {
         addr,
         state,
+        membership: coordination.membership,
         generated_admin_key,
         admin_key_path,
         listener,
@@ -171,6 +244,16 @@ impl Server {
             draining.store(true, Ordering::SeqCst);
             let _ = drain_started_tx.send(());
         };
+        // Heartbeats stop (and the node leaves the ring) as soon as draining starts, so peers
+        // stop forwarding here while in-flight requests finish.
+        if let Some(membership) = self.membership.clone() {
+            let draining = self.state.draining.clone();
+            tokio::spawn(membership.run(async move {
+                while !draining.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }));
+        }
         let router = imgd_http::router(self.state);
         let serve = axum::serve(
             self.listener.tap_io(|tcp| {

@@ -16,7 +16,9 @@ use toml::{Table, Value};
 /// The documented defaults.
 pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
 
-/// Named environment variables and the option each sets.
+/// Named environment variables and the option each sets. Values are strings unless the option
+/// is a number or a boolean (`IMGD_S3_PATH_STYLE=true`): a key or path that looks numeric stays
+/// text.
 pub const ENV_OPTIONS: &[(&str, &str, &str)] = &[
     ("IMGD_LISTEN", "server", "listen"),
     ("IMGD_DATA_DIR", "server", "data_dir"),
@@ -24,7 +26,24 @@ pub const ENV_OPTIONS: &[(&str, &str, &str)] = &[
     ("IMGD_ADMIN_KEY", "auth", "admin_key"),
     ("IMGD_LOG", "log", "level"),
     ("IMGD_LOG_FORMAT", "log", "format"),
+    ("IMGD_DATABASE_URL", "database", "url"),
+    ("IMGD_STORE", "storage", "store"),
+    ("IMGD_S3_ENDPOINT", "storage", "s3_endpoint"),
+    ("IMGD_S3_REGION", "storage", "s3_region"),
+    ("IMGD_S3_PATH_STYLE", "storage", "s3_path_style"),
+    ("AWS_ACCESS_KEY_ID", "storage", "s3_access_key_id"),
+    ("AWS_SECRET_ACCESS_KEY", "storage", "s3_secret_access_key"),
+    ("IMGD_REDIS_URL", "cluster", "redis_url"),
+    ("IMGD_NODE_ID", "cluster", "node_id"),
+    ("IMGD_ADVERTISE_URL", "cluster", "advertise_url"),
+    ("IMGD_CLUSTER_SECRET", "cluster", "secret"),
 ];
+
+/// Named variables whose option is typed (boolean), parsed like `IMGD_<SECTION>__<KEY>` values.
+const TYPED_ENV: &[&str] = &["IMGD_S3_PATH_STYLE"];
+
+/// Read only when `IMGD_DATABASE_URL` is absent: the name most PostgreSQL tooling uses.
+const FALLBACK_DATABASE_ENV: &str = "DATABASE_URL";
 
 /// The validated configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -35,7 +54,43 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub render: RenderConfig,
     pub log: LogConfig,
+    pub database: DatabaseConfig,
+    pub storage: StorageConfig,
+    pub cluster: ClusterConfig,
     pub presets: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub store: String,
+    pub s3_endpoint: String,
+    pub s3_region: String,
+    pub s3_path_style: bool,
+    pub s3_access_key_id: String,
+    pub s3_secret_access_key: String,
+    pub s3_multipart_threshold_mb: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub redis_url: String,
+    pub namespace: String,
+    pub node_id: String,
+    pub advertise_url: String,
+    pub secret: String,
+    pub weight: f64,
+    pub heartbeat_ttl_ms: u64,
+    pub forward_timeout_ms: u64,
+    pub lock_ttl_ms: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -149,10 +204,20 @@ impl Config {
                 .with_context(|| format!("parsing {}", path.display()))?;
             merge(&mut table, file);
         }
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let has_imgd_database = env.iter().any(|(name, _)| name == "IMGD_DATABASE_URL");
         for (name, raw) in env {
-            if let Some((_, section, key)) = ENV_OPTIONS.iter().find(|(env, _, _)| *env == name) {
-                // Named variables are always strings (a key or a path that looks numeric stays text).
-                set(&mut table, section, key, Value::String(raw));
+            if name == FALLBACK_DATABASE_ENV && !has_imgd_database {
+                set(&mut table, "database", "url", Value::String(raw));
+            } else if let Some((_, section, key)) =
+                ENV_OPTIONS.iter().find(|(env, _, _)| *env == name)
+            {
+                let value = if TYPED_ENV.contains(&name.as_str()) {
+                    env_value(&raw)
+                } else {
+                    Value::String(raw)
+                };
+                set(&mut table, section, key, value);
             } else if let Some((section, key)) = name
                 .strip_prefix("IMGD_")
                 .and_then(|rest| rest.split_once("__"))
@@ -214,6 +279,33 @@ impl Config {
         if self.server.public_url.ends_with('/') {
             bail!("server.public_url must not end with '/'");
         }
+        let store = &self.storage.store;
+        if store != "local" && !store.starts_with("s3://") {
+            bail!("storage.store must be \"local\" or \"s3://BUCKET[/PREFIX]\", not {store:?}");
+        }
+        let url = &self.database.url;
+        if !url.is_empty() && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            bail!("database.url must be empty (SQLite) or a postgres:// URL");
+        }
+        let c = &self.cluster;
+        if !c.redis_url.is_empty() {
+            if c.secret.len() < 16 {
+                bail!(
+                    "cluster.secret (IMGD_CLUSTER_SECRET) of at least 16 characters is required with a Redis URL"
+                );
+            }
+            if self.database.url.is_empty() || self.storage.store == "local" {
+                bail!(
+                    "a cluster (IMGD_REDIS_URL) needs shared metadata and blobs: set IMGD_DATABASE_URL and IMGD_STORE=s3://..."
+                );
+            }
+        }
+        if !(c.weight > 0.0 && c.weight.is_finite()) {
+            bail!("cluster.weight must be positive");
+        }
+        if c.heartbeat_ttl_ms < 300 || c.lock_ttl_ms < 300 {
+            bail!("cluster.heartbeat_ttl_ms and cluster.lock_ttl_ms must be at least 300");
+        }
         Ok(())
     }
 
@@ -249,6 +341,65 @@ impl Config {
     pub fn presets(&self) -> Result<imgd_core::transform::Presets> {
         imgd_core::transform::Presets::parse(&self.presets, &self.transform_limits())
             .map_err(|e| anyhow::anyhow!("invalid [presets]: {e}"))
+    }
+
+    /// Replaces every secret with a marker, for printing.
+    pub fn hide_secrets(&mut self) {
+        let hide = |value: &mut String| {
+            if !value.is_empty() {
+                *value = "<set, not shown>".into();
+            }
+        };
+        hide(&mut self.auth.admin_key);
+        hide(&mut self.storage.s3_secret_access_key);
+        hide(&mut self.cluster.secret);
+        // A database or Redis URL may carry a password.
+        for url in [&mut self.database.url, &mut self.cluster.redis_url] {
+            if let Some((scheme, rest)) = url.split_once("://")
+                && let Some((_, host)) = rest.rsplit_once('@')
+            {
+                *url = format!("{scheme}://<credentials>@{host}");
+            }
+        }
+    }
+
+    /// This node's id: configured, else the host name (a StatefulSet pod's stable name).
+    pub fn node_id(&self) -> String {
+        if !self.cluster.node_id.is_empty() {
+            return self.cluster.node_id.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| format!("imgd-{}", self.server.listen.port()))
+    }
+
+    /// How peers reach this node: configured, else `http://` + the listen address.
+    pub fn advertise_url(&self, bound: std::net::SocketAddr) -> String {
+        let url = &self.cluster.advertise_url;
+        if url.is_empty() {
+            format!("http://{bound}")
+        } else {
+            url.trim_end_matches('/').to_owned()
+        }
+    }
+
+    /// S3 settings from `storage`, when the store is `s3://`.
+    pub fn s3_settings(&self) -> Result<Option<imgd_blob::S3Settings>> {
+        let s = &self.storage;
+        if s.store == "local" {
+            return Ok(None);
+        }
+        let mut settings = imgd_blob::S3Settings::from_url(&s.store)?;
+        let non_empty = |v: &str| Some(v.to_owned()).filter(|v| !v.is_empty());
+        settings.endpoint = non_empty(&s.s3_endpoint);
+        settings.region = s.s3_region.clone();
+        settings.path_style = s.s3_path_style;
+        settings.access_key_id = non_empty(&s.s3_access_key_id);
+        settings.secret_access_key = non_empty(&s.s3_secret_access_key);
+        settings.multipart_threshold = s.s3_multipart_threshold_mb.max(5) * 1024 * 1024;
+        Ok(Some(settings))
     }
 
     /// Render workers, resolving 0 to the number of cores.
@@ -335,6 +486,48 @@ mod tests {
         .unwrap();
         assert_eq!(config.server.listen.port(), 3333);
         assert_eq!(config.server.data_dir, PathBuf::from("/flag"));
+    }
+
+    #[test]
+    fn cluster_variables_follow_the_documented_names() {
+        let cluster = env(&[
+            ("DATABASE_URL", "postgres://ignored/db"),
+            ("IMGD_DATABASE_URL", "postgres://u:p@db/imgd"),
+            ("IMGD_STORE", "s3://images/prod"),
+            ("IMGD_S3_ENDPOINT", "http://127.0.0.1:9000"),
+            ("IMGD_S3_PATH_STYLE", "true"),
+            ("AWS_ACCESS_KEY_ID", "id"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("IMGD_REDIS_URL", "redis://127.0.0.1/"),
+            ("IMGD_NODE_ID", "node-a"),
+            ("IMGD_CLUSTER_SECRET", "0123456789abcdef"),
+        ]);
+        let mut config = Config::load(&Overrides::default(), cluster.clone()).unwrap();
+        assert_eq!(config.database.url, "postgres://u:p@db/imgd");
+        assert_eq!(config.node_id(), "node-a");
+        let s3 = config.s3_settings().unwrap().unwrap();
+        assert_eq!((s3.bucket.as_str(), s3.prefix.as_str()), ("images", "prod"));
+        assert!(s3.path_style);
+        assert_eq!(s3.secret_access_key.as_deref(), Some("secret"));
+        config.hide_secrets();
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("secret\"") && !shown.contains("u:p@") && !shown.contains("0123456789")
+        );
+
+        // DATABASE_URL is honoured when IMGD_DATABASE_URL is absent.
+        let fallback = Config::load(
+            &Overrides::default(),
+            env(&[("DATABASE_URL", "postgres://x/y")]),
+        );
+        assert_eq!(fallback.unwrap().database.url, "postgres://x/y");
+        // A cluster without a secret, or without shared storage, is refused.
+        let mut no_secret = cluster.clone();
+        no_secret.retain(|(k, _)| k != "IMGD_CLUSTER_SECRET");
+        assert!(Config::load(&Overrides::default(), no_secret).is_err());
+        let mut local_store = cluster;
+        local_store.retain(|(k, _)| k != "IMGD_STORE");
+        assert!(Config::load(&Overrides::default(), local_store).is_err());
     }
 
     #[test]

@@ -40,9 +40,16 @@ fn key_from_row(row: &PgRow) -> Result<ApiKeyRecord> {
 impl PostgresRepo {
     /// Connects to `url` (`postgres://...`) and applies migrations.
     pub async fn open(url: &str) -> Result<Self> {
+        Self::open_with(url, 16).await
+    }
+
+    /// [`PostgresRepo::open`] with at most `max_connections`. Nodes starting together migrate
+    /// safely: sqlx serialises migrations with an advisory lock.
+    pub async fn open_with(url: &str, max_connections: u32) -> Result<Self> {
         let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
+            .max_connections(max_connections)
+            // A database that is down answers 503 `unavailable` within this, not a hung request.
+            .acquire_timeout(Duration::from_secs(3))
             .connect(url)
             .await
             .map_err(db)?;

@@ -79,11 +79,6 @@ impl Membership {
         &self.me
     }
 
-    /// The members this node currently sees, itself included.
-    pub fn members(&self) -> Vec<Member> {
-        self.view.read().expect("view").ring.members().to_vec()
-    }
-
     /// Whether the last heartbeat reached Redis within the TTL.
     pub fn is_connected(&self) -> bool {
         self.view
@@ -182,6 +177,18 @@ impl Placement for Membership {
     fn owner(&self, key: &str) -> Option<Member> {
         let ring = self.view.read().expect("view").ring.clone();
         ring.owner(key)
+    }
+
+    fn members(&self) -> Vec<Member> {
+        self.view.read().expect("view").ring.members().to_vec()
+    }
+
+    fn coordination(&self) -> String {
+        if self.is_connected() {
+            "redis".into()
+        } else {
+            "degraded: redis unreachable, locks and placement are local to this node".into()
+        }
     }
 }
 

@@ -18,4 +18,11 @@ pub struct Member {
 pub trait Placement: Send + Sync + 'static {
     /// The member that owns `key`, or `None` when there are no members.
     fn owner(&self, key: &str) -> Option<Member>;
+
+    /// The members placement currently spreads keys over.
+    fn members(&self) -> Vec<Member>;
+
+    /// How this node coordinates with others, for `/readyz`: `"single node"`, `"redis"`, or a
+    /// description of a degraded state (still serving, but rendering without cluster locks).
+    fn coordination(&self) -> String;
 }

@@ -83,6 +83,16 @@ pub struct Delivery {
     pub cache: Option<CacheStatus>,
 }
 
+/// A variant request resolved against its source: what to render and under which key.
+#[derive(Clone, Debug)]
+pub struct VariantPlan {
+    pub image: Arc<ImageRecord>,
+    pub spec: RenderSpec,
+    pub key: VariantKey,
+    /// The format came from `Accept` (`f=auto`).
+    pub vary_accept: bool,
+}
+
 #[derive(Clone)]
 struct CachedVariant {
     bytes: Bytes,
@@ -182,13 +192,14 @@ impl DeliveryService {
         })
     }
 
-    /// A variant described by `options`, rendered now if it has never been.
-    pub async fn variant(
+    /// Resolves a variant request to its key without touching the variant itself, so a cluster
+    /// node can ask placement who owns it before doing any work.
+    pub async fn plan_variant(
         &self,
         id: &ImageId,
         options: &str,
         accept: Option<&str>,
-    ) -> Result<Delivery> {
+    ) -> Result<VariantPlan> {
         let spec = TransformSpec::parse(
             options,
             &self.settings.presets,
@@ -196,9 +207,29 @@ impl DeliveryService {
         )?;
         let image = self.image(id).await?;
         let resolved = spec.resolve(image.format, accept, &self.settings.quality);
-        let key = resolved.spec.variant_key(&image.hash);
-        let vary = resolved.vary_accept;
-        if let Some(found) = self.lookup(&image, &key, vary).await? {
+        Ok(VariantPlan {
+            key: resolved.spec.variant_key(&image.hash),
+            spec: resolved.spec,
+            vary_accept: resolved.vary_accept,
+            image,
+        })
+    }
+
+    /// A variant described by `options`, rendered now if it has never been.
+    pub async fn variant(
+        &self,
+        id: &ImageId,
+        options: &str,
+        accept: Option<&str>,
+    ) -> Result<Delivery> {
+        let plan = self.plan_variant(id, options, accept).await?;
+        self.deliver(&plan).await
+    }
+
+    /// The planned variant: from memory or the store, else rendered once under its lock.
+    pub async fn deliver(&self, plan: &VariantPlan) -> Result<Delivery> {
+        let (image, key, vary) = (&plan.image, &plan.key, plan.vary_accept);
+        if let Some(found) = self.lookup(image, key, vary).await? {
             return Ok(found);
         }
         let _guard = self
@@ -206,11 +237,11 @@ impl DeliveryService {
             .locks
             .lock(&format!("variant:{key}"), self.settings.lock_ttl)
             .await?;
-        // Whoever held the lock before us may have just rendered it.
-        if let Some(found) = self.lookup(&image, &key, vary).await? {
+        // Whoever held the lock before us (on any node) may have just rendered it.
+        if let Some(found) = self.lookup(image, key, vary).await? {
             return Ok(found);
         }
-        let rendered = self.render(&image, &resolved.spec, &key).await?;
+        let rendered = self.render(image, &plan.spec, key).await?;
         Ok(from_memory(rendered, CacheStatus::Miss, vary))
     }
 

@@ -25,7 +25,8 @@ pub async fn original(
     respond(&state, &delivery, &method, &headers).await
 }
 
-/// `GET`/`HEAD /i/{id}/{options}`.
+/// `GET`/`HEAD /i/{id}/{options}`: served here when this node owns the variant (or runs alone),
+/// else relayed from its owner, else (owner silent) served here anyway.
 pub async fn variant(
     State(state): State<AppState>,
     Path((id, options)): Path<(String, String)>,
@@ -33,10 +34,44 @@ pub async fn variant(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let delivery = state
+    let plan = state
         .delivery
-        .variant(&ImageId::parse(&id)?, &options, accept)
+        .plan_variant(&ImageId::parse(&id)?, &options, accept)
         .await?;
+    if let Some(owner) = state.cluster.owner_elsewhere(&plan.key) {
+        let path = format!("{id}/{options}");
+        match state
+            .cluster
+            .forward(&owner, &path, &method, &headers)
+            .await
+        {
+            Ok(relayed) => return Ok(relayed),
+            Err(e) => {
+                tracing::warn!(owner = %owner.id, error = %e, "serving a variant its owner did not")
+            }
+        }
+    }
+    let delivery = state.delivery.deliver(&plan).await?;
+    respond(&state, &delivery, &method, &headers).await
+}
+
+/// `GET`/`HEAD /internal/v1/i/{id}/{options}`: a peer forwarding a variant this node owns.
+/// Authenticated by the cluster secret; never forwarded again.
+pub async fn internal_variant(
+    State(state): State<AppState>,
+    Path((id, options)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if !state.cluster.is_peer(&headers) {
+        return Err(imgd_core::Error::Unauthorized.into());
+    }
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let plan = state
+        .delivery
+        .plan_variant(&ImageId::parse(&id)?, &options, accept)
+        .await?;
+    let delivery = state.delivery.deliver(&plan).await?;
     respond(&state, &delivery, &method, &headers).await
 }
 
@@ -75,6 +110,12 @@ async fn respond(
 ) -> Result<Response, ApiError> {
     let mut response = Response::new(Body::empty());
     *response.headers_mut() = caching_headers(delivery);
+    if delivery.cache.is_some() {
+        // Which node served the variant: the owner, when it arrived through another node.
+        if let Ok(node) = HeaderValue::from_str(state.cluster.node_id()) {
+            response.headers_mut().insert("x-imgd-node", node);
+        }
+    }
     if not_modified(request, &delivery.etag, delivery.last_modified) {
         *response.status_mut() = StatusCode::NOT_MODIFIED;
         return Ok(response);

@@ -24,9 +24,22 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     };
     let draining = state.is_draining();
     let ready = store.is_ok() && metadata.is_ok() && !draining;
+    // Coordination does not gate readiness: without Redis a node still serves what is stored
+    // and renders under local locks; the detail says so.
+    let placement = state.cluster.placement();
+    let members: Vec<String> = placement
+        .members()
+        .iter()
+        .map(|m| m.id.to_string())
+        .collect();
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
         "checks": { "blob_store": describe(&store), "metadata": describe(&metadata), "draining": draining },
+        "cluster": {
+            "node_id": state.cluster.node_id(),
+            "coordination": placement.coordination(),
+            "members": members,
+        },
     });
     let status = if ready {
         StatusCode::OK

@@ -29,9 +29,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Config(args) => {
             let mut config = Config::load(&args.overrides(), std::env::vars())?;
-            if !config.auth.admin_key.is_empty() {
-                config.auth.admin_key = "<set, not shown>".into();
-            }
+            config.hide_secrets();
             println!("{config:#?}");
             Ok(())
         }

@@ -1,0 +1,179 @@
+//! Owner routing: a node asked for a variant that placement gives to another node forwards the
+//! request to that owner's internal endpoint and streams the answer back, so each variant is
+//! rendered and kept hot on one node. If the owner does not start answering within the forward
+//! timeout (dead, partitioned, overloaded), the node serves the variant itself: the cluster-wide
+//! render lock still makes that render happen once.
+//!
+//! Peers authenticate with the shared cluster secret as a bearer token; a forwarded request is
+//! never forwarded again, so nodes that briefly disagree about membership cannot loop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use axum::response::Response;
+use imgd_core::id::VariantKey;
+use imgd_core::port::{Member, Placement};
+
+/// Request headers that change the owner's answer and so travel with a forward.
+const FORWARDED_REQUEST_HEADERS: &[HeaderName] = &[
+    header::ACCEPT,
+    header::RANGE,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_RANGE,
+];
+
+/// Response headers relayed from the owner; hop-by-hop ones stay behind.
+const RELAYED_RESPONSE_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "content-range",
+    "accept-ranges",
+    "etag",
+    "last-modified",
+    "cache-control",
+    "vary",
+    "x-content-type-options",
+    "x-imgd-cache",
+    "x-imgd-node",
+];
+
+/// Why a forward did not produce an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error("the owner did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the owner could not be reached: {0}")]
+    Unreachable(String),
+    #[error("the owner failed with {0}")]
+    OwnerFailed(u16),
+}
+
+/// This node's place in the cluster, as the HTTP layer needs it.
+pub struct ClusterRoute {
+    node_id: Arc<str>,
+    placement: Arc<dyn Placement>,
+    /// Digest of the cluster secret; `None` when the node runs alone (no internal endpoint).
+    secret: Option<(String, blake3::Hash)>,
+    client: reqwest::Client,
+    timeout: Duration,
+    forwarded: metrics::Counter,
+    fell_back: metrics::Counter,
+}
+
+impl ClusterRoute {
+    /// Routing for node `node_id` over `placement`, authenticating peers with `secret`.
+    pub fn new(
+        node_id: &str,
+        placement: Arc<dyn Placement>,
+        secret: Option<&str>,
+        timeout: Duration,
+    ) -> Self {
+        let client = reqwest::Client::builder()
+            .connect_timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .build()
+            .expect("an HTTP client without TLS builds");
+        ClusterRoute {
+            node_id: node_id.into(),
+            placement,
+            secret: secret.map(|s| (s.to_owned(), blake3::hash(s.as_bytes()))),
+            client,
+            timeout,
+            forwarded: metrics::counter!("imgd_forwards_total", "outcome" => "forwarded"),
+            fell_back: metrics::counter!("imgd_forwards_total", "outcome" => "rendered_locally"),
+        }
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// The placement in use (for `/readyz`).
+    pub fn placement(&self) -> &dyn Placement {
+        self.placement.as_ref()
+    }
+
+    /// The owner of `key` when it is another node.
+    pub fn owner_elsewhere(&self, key: &VariantKey) -> Option<Member> {
+        self.secret.as_ref()?;
+        self.placement
+            .owner(key.as_str())
+            .filter(|owner| owner.id != self.node_id)
+    }
+
+    /// True when the request carries the cluster secret (compared in constant time, as
+    /// digests).
+    pub fn is_peer(&self, headers: &HeaderMap) -> bool {
+        let Some((_, expected)) = &self.secret else {
+            return false;
+        };
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|token| blake3::hash(token.as_bytes()) == *expected)
+    }
+
+    /// Asks `owner` for the variant and relays its answer (status, caching headers, streamed
+    /// body). Errors mean "serve it yourself".
+    pub async fn forward(
+        &self,
+        owner: &Member,
+        path: &str,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<Response, ForwardError> {
+        let outcome = self.try_forward(owner, path, method, headers).await;
+        match &outcome {
+            Ok(_) => self.forwarded.increment(1),
+            Err(_) => self.fell_back.increment(1),
+        }
+        outcome
+    }
+
+    async fn try_forward(
+        &self,
+        owner: &Member,
+        path: &str,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<Response, ForwardError> {
+        let (secret, _) = self.secret.as_ref().expect("forwarding needs a secret");
+        let mut request = self
+            .client
+            .request(
+                method.clone(),
+                format!("{}/internal/v1/i/{path}", owner.url),
+            )
+            .bearer_auth(secret);
+        for name in FORWARDED_REQUEST_HEADERS {
+            if let Some(value) = headers.get(name) {
+                request = request.header(name, value);
+            }
+        }
+        let answer = tokio::time::timeout(self.timeout, request.send())
+            .await
+            .map_err(|_| ForwardError::Timeout(self.timeout))?
+            .map_err(|e| ForwardError::Unreachable(e.to_string()))?;
+        let status = answer.status();
+        if status.is_server_error() {
+            return Err(ForwardError::OwnerFailed(status.as_u16()));
+        }
+        let mut response = Response::builder().status(status.as_u16());
+        for name in RELAYED_RESPONSE_HEADERS {
+            if let Some(value) = answer.headers().get(*name) {
+                response = response.header(*name, value.as_bytes());
+            }
+        }
+        let via = HeaderValue::from_str(&self.node_id).unwrap_or(HeaderValue::from_static("?"));
+        Ok(response
+            .header("x-imgd-forwarded-by", via)
+            .body(Body::from_stream(answer.bytes_stream()))
+            .expect("relayed headers are valid"))
+    }
+}
