@@ -203,7 +203,7 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
             max_upload_bytes: config.limits.max_upload_bytes,
             limits,
             staging_dir,
-            lock_ttl: lock_ttl,
+            lock_ttl,
         },
     ));
 
