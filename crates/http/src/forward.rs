@@ -1,8 +1,10 @@
 //! Owner routing: a node asked for a variant that placement gives to another node forwards the
 //! request to that owner's internal endpoint and streams the answer back, so each variant is
-//! rendered and kept hot on one node. If the owner does not start answering within the forward
-//! timeout (dead, partitioned, overloaded), the node serves the variant itself: the cluster-wide
-//! render lock still makes that render happen once.
+//! rendered and kept hot on one node. If the owner cannot be reached within the forward timeout
+//! (dead, partitioned), does not answer within a render's time budget, or fails with a 5xx, the
+//! node serves the variant itself: the cluster-wide render lock still makes that render happen
+//! once. Connecting is what detects a dead owner; a live owner busy rendering is waited for,
+//! since falling back would only queue on the same lock.
 //!
 //! Peers authenticate with the shared cluster secret as a bearer token; a forwarded request is
 //! never forwarded again, so nodes that briefly disagree about membership cannot loop.
@@ -58,21 +60,24 @@ pub struct ClusterRoute {
     /// Digest of the cluster secret; `None` when the node runs alone (no internal endpoint).
     secret: Option<(String, blake3::Hash)>,
     client: reqwest::Client,
-    timeout: Duration,
+    /// Longest wait for the owner's response headers: its render budget plus a margin.
+    answer_timeout: Duration,
     forwarded: metrics::Counter,
     fell_back: metrics::Counter,
 }
 
 impl ClusterRoute {
-    /// Routing for node `node_id` over `placement`, authenticating peers with `secret`.
+    /// Routing for node `node_id` over `placement`, authenticating peers with `secret`;
+    /// `connect_timeout` decides that an owner is gone, `answer_timeout` that it is stuck.
     pub fn new(
         node_id: &str,
         placement: Arc<dyn Placement>,
         secret: Option<&str>,
-        timeout: Duration,
+        connect_timeout: Duration,
+        answer_timeout: Duration,
     ) -> Self {
         let client = reqwest::Client::builder()
-            .connect_timeout(timeout)
+            .connect_timeout(connect_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
             .tcp_nodelay(true)
             .build()
@@ -82,7 +87,7 @@ impl ClusterRoute {
             placement,
             secret: secret.map(|s| (s.to_owned(), blake3::hash(s.as_bytes()))),
             client,
-            timeout,
+            answer_timeout,
             forwarded: metrics::counter!("imgd_forwards_total", "outcome" => "forwarded"),
             fell_back: metrics::counter!("imgd_forwards_total", "outcome" => "rendered_locally"),
         }
@@ -156,9 +161,9 @@ impl ClusterRoute {
                 request = request.header(name, value);
             }
         }
-        let answer = tokio::time::timeout(self.timeout, request.send())
+        let answer = tokio::time::timeout(self.answer_timeout, request.send())
             .await
-            .map_err(|_| ForwardError::Timeout(self.timeout))?
+            .map_err(|_| ForwardError::Timeout(self.answer_timeout))?
             .map_err(|e| ForwardError::Unreachable(e.to_string()))?;
         let status = answer.status();
         if status.is_server_error() {

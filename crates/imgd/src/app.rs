@@ -87,6 +87,7 @@ fn open_coordination(config: &Config, bound: SocketAddr) -> Result<Coordination>
         weight: c.weight,
     };
     let forward_timeout = Duration::from_millis(c.forward_timeout_ms);
+    let answer_timeout = Duration::from_secs(config.render.timeout_secs) + forward_timeout;
     if c.redis_url.is_empty() {
         return Ok(Coordination {
             locks: Arc::new(LocalLocks::default()),
@@ -95,6 +96,7 @@ fn open_coordination(config: &Config, bound: SocketAddr) -> Result<Coordination>
                 Arc::new(SingleNode::new(me.clone())),
                 None,
                 forward_timeout,
+                answer_timeout,
             ),
             membership: None,
         });
@@ -108,7 +110,13 @@ fn open_coordination(config: &Config, bound: SocketAddr) -> Result<Coordination>
     );
     Ok(Coordination {
         locks: Arc::new(RedisLocks::new(redis)),
-        route: ClusterRoute::new(&me.id, membership.clone(), Some(&c.secret), forward_timeout),
+        route: ClusterRoute::new(
+            &me.id,
+            membership.clone(),
+            Some(&c.secret),
+            forward_timeout,
+            answer_timeout,
+        ),
         membership: Some(membership),
     })
 }

@@ -83,7 +83,19 @@ impl AuthService {
             created_at: now_millis(),
             revoked: false,
         };
-        self.repo.put_api_key(&record).await?;
+        let already = |found: Option<ApiKeyRecord>| {
+            found.is_some_and(|k| k.id == BOOTSTRAP_KEY_ID && !k.revoked)
+        };
+        if already(self.repo.api_key_by_hash(&record.secret_hash).await?) {
+            return Ok(outcome);
+        }
+        if let Err(e) = self.repo.put_api_key(&record).await {
+            // Several cluster nodes starting at once race to write the same configured key; the
+            // loser finds the winner's row.
+            if !already(self.repo.api_key_by_hash(&record.secret_hash).await?) {
+                return Err(e);
+            }
+        }
         Ok(outcome)
     }
 

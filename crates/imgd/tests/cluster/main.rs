@@ -1,0 +1,381 @@
+//! Three real imgd processes on 127.0.0.1 sharing PostgreSQL, an S3-compatible store and Redis,
+//! as a cluster runs in production. Needs `IMGD_TEST_DATABASE_URL`, `IMGD_TEST_S3_ENDPOINT`
+//! (with `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` and the bucket `IMGD_TEST_S3_BUCKET`,
+//! default `imgd-test`) and `IMGD_TEST_REDIS_URL`; `.ci/run` starts all three. Without them the
+//! test says SKIPPED, except under CI, where that is a failure.
+
+#[path = "../integration/common/fixtures.rs"]
+#[allow(dead_code)]
+mod fixtures;
+#[path = "../shared/postgres.rs"]
+mod postgres;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const ADMIN_KEY: &str = "cluster-admin-key-0123456789";
+const SECRET: &str = "cluster-secret-0123456789abcdef";
+/// Short, so a killed node leaves the ring within a couple of seconds.
+const HEARTBEAT_TTL_MS: u64 = 1500;
+
+/// The shared engines every node is pointed at.
+struct Backends {
+    env: Vec<(String, String)>,
+}
+
+impl Backends {
+    async fn from_env() -> Option<Backends> {
+        let vars = [
+            "IMGD_TEST_DATABASE_URL",
+            "IMGD_TEST_S3_ENDPOINT",
+            "IMGD_TEST_REDIS_URL",
+        ];
+        if vars.iter().any(|v| std::env::var_os(v).is_none()) {
+            assert!(std::env::var_os("CI").is_none(), "CI must set {vars:?}");
+            eprintln!("SKIPPED: set {vars:?} to run the cluster tests");
+            return None;
+        }
+        let var = |name: &str| std::env::var(name).unwrap();
+        let run = imgd_core::id::ImageId::generate();
+        let bucket = std::env::var("IMGD_TEST_S3_BUCKET").unwrap_or_else(|_| "imgd-test".into());
+        let database = postgres::fresh_database(&var("IMGD_TEST_DATABASE_URL")).await;
+        let env = [
+            ("IMGD_DATABASE_URL", database),
+            ("IMGD_STORE", format!("s3://{bucket}/cluster-{run}")),
+            ("IMGD_S3_ENDPOINT", var("IMGD_TEST_S3_ENDPOINT")),
+            ("IMGD_S3_PATH_STYLE", "true".into()),
+            ("IMGD_REDIS_URL", var("IMGD_TEST_REDIS_URL")),
+            ("IMGD_CLUSTER__NAMESPACE", format!("cluster-{run}")),
+            ("IMGD_CLUSTER_SECRET", SECRET.into()),
+            (
+                "IMGD_CLUSTER__HEARTBEAT_TTL_MS",
+                HEARTBEAT_TTL_MS.to_string(),
+            ),
+            ("IMGD_CLUSTER__FORWARD_TIMEOUT_MS", "1000".into()),
+            ("IMGD_CLUSTER__LOCK_TTL_MS", "3000".into()),
+            ("IMGD_ADMIN_KEY", ADMIN_KEY.into()),
+        ];
+        Some(Backends {
+            env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        })
+    }
+}
+
+/// One `imgd serve` process with a fixed id and port, so it can be killed and restarted as the
+/// same node.
+struct Node {
+    id: String,
+    port: u16,
+    base: String,
+    child: Child,
+    _data: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Node {
+    fn start(id: &str, port: u16, backends: &Backends) -> Node {
+        let data = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_imgd"))
+            .arg("serve")
+            .envs(backends.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("IMGD_NODE_ID", id)
+            .env("IMGD_LISTEN", format!("127.0.0.1:{port}"))
+            .env("IMGD_DATA_DIR", data.path())
+            .env("IMGD_LOG", "warn,imgd=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let node = id.to_owned();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if line.contains("imgd listening") {
+                    let _ = tx.send(());
+                } else if line.contains("\"ERROR\"") || line.contains("\"WARN\"") {
+                    eprintln!("[{node}] {line}");
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("{id} did not start"));
+        Node {
+            id: id.to_owned(),
+            port,
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+            _data: data,
+        }
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The member ids `node` currently sees (its `/readyz` detail).
+async fn members(client: &reqwest::Client, base: &str) -> Vec<String> {
+    let ready: serde_json::Value = client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    serde_json::from_value(ready["cluster"]["members"].clone()).unwrap()
+}
+
+/// Polls until `base` sees exactly `expected`; returns how long that took.
+async fn wait_members(client: &reqwest::Client, base: &str, expected: &[&str]) -> Duration {
+    let started = Instant::now();
+    loop {
+        if members(client, base).await == expected {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{base} never saw {expected:?}, sees {:?}",
+            members(client, base).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `imgd_variant_renders_total` of one node.
+async fn renders(client: &reqwest::Client, base: &str) -> u64 {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("imgd_variant_renders_total "))
+        .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
+}
+
+async fn total_renders(client: &reqwest::Client, nodes: &[&Node]) -> u64 {
+    let mut sum = 0;
+    for node in nodes {
+        sum += renders(client, &node.base).await;
+    }
+    sum
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_render_each_variant_once_and_survive_losing_one() {
+    let Some(backends) = Backends::from_env().await else {
+        return;
+    };
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    let ports = [free_port(), free_port(), free_port()];
+    let mut a = Node::start("node-a", ports[0], &backends);
+    let b = Node::start("node-b", ports[1], &backends);
+    let c = Node::start("node-c", ports[2], &backends);
+    let all = ["node-a", "node-b", "node-c"];
+    for node in [&a, &b, &c] {
+        wait_members(&client, &node.base, &all).await;
+    }
+
+    // An upload through A is served by B and C.
+    let original = fixtures::noisy_jpeg(1600, 1200);
+    let uploaded: serde_json::Value = client
+        .post(format!("{}/v1/images", a.base))
+        .bearer_auth(ADMIN_KEY)
+        .header("content-type", "image/jpeg")
+        .body(original.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = uploaded["id"]
+        .as_str()
+        .expect("upload answered with an id")
+        .to_owned();
+    for node in [&b, &c] {
+        let got = client
+            .get(format!("{}/i/{id}", node.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status(), 200);
+        assert_eq!(
+            got.bytes().await.unwrap(),
+            original,
+            "{} serves A's upload",
+            node.id
+        );
+    }
+
+    // 300 concurrent requests for one new variant, spread over the three nodes.
+    let before = total_renders(&client, &[&a, &b, &c]).await;
+    let bases = [a.base.clone(), b.base.clone(), c.base.clone()];
+    let requests = (0..300).map(|i| {
+        let url = format!("{}/i/{id}/w=480,h=320,fit=cover,f=webp", bases[i % 3]);
+        let client = client.clone();
+        tokio::spawn(async move {
+            let response = client.get(url).send().await.unwrap();
+            let status = response.status().as_u16();
+            let node = response.headers()["x-imgd-node"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            (status, node, response.bytes().await.unwrap())
+        })
+    });
+    let answers: Vec<(u16, String, bytes::Bytes)> = futures::future::join_all(requests)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(answers.iter().all(|(status, _, _)| *status == 200));
+    assert!(
+        answers.iter().all(|(_, _, body)| *body == answers[0].2),
+        "identical bytes"
+    );
+    assert!(
+        answers.iter().all(|(_, node, _)| *node == answers[0].1),
+        "one owner served every request"
+    );
+    let after = total_renders(&client, &[&a, &b, &c]).await;
+    assert_eq!(
+        after - before,
+        1,
+        "rendered exactly once across the cluster"
+    );
+    eprintln!(
+        "300 concurrent requests over 3 nodes: all 200, one render on {}",
+        answers[0].1
+    );
+
+    // Load on all three nodes (a new variant of a small image per request, so renders are
+    // short and many), then SIGKILL A in the middle of it.
+    let small: serde_json::Value = client
+        .post(format!("{}/v1/images", c.base))
+        .bearer_auth(ADMIN_KEY)
+        .header("content-type", "image/jpeg")
+        .body(fixtures::noisy_jpeg(400, 300))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let small_id = small["id"].as_str().unwrap().to_owned();
+    let stop = Arc::new(AtomicBool::new(false));
+    let counters: Arc<[[AtomicU64; 2]; 3]> = Arc::new(Default::default());
+    let width = Arc::new(AtomicU64::new(100));
+    let workers: Vec<_> = (0..6)
+        .map(|w| {
+            let (client, stop, counters, width) = (
+                client.clone(),
+                stop.clone(),
+                counters.clone(),
+                width.clone(),
+            );
+            let (base, target) = (bases[w % 3].clone(), w % 3);
+            let id = small_id.clone();
+            tokio::spawn(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    let w = width.fetch_add(1, Ordering::SeqCst);
+                    let url = format!("{base}/i/{id}/w={w}");
+                    let request = client.get(url).timeout(Duration::from_secs(20)).send();
+                    let ok = match request.await {
+                        Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
+                        Ok(r) if target != 0 => {
+                            eprintln!("survivor failed: {} {:?}", r.status(), r.text().await);
+                            false
+                        }
+                        Err(e) if target != 0 => {
+                            eprintln!("survivor failed: {e}");
+                            false
+                        }
+                        _ => false,
+                    };
+                    counters[target][usize::from(!ok)].fetch_add(1, Ordering::SeqCst);
+                    if !ok {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    a.kill();
+    let left = wait_members(&client, &b.base, &["node-b", "node-c"]).await;
+    wait_members(&client, &c.base, &["node-b", "node-c"]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let count = |node: usize, kind: usize| counters[node][kind].load(Ordering::SeqCst);
+    eprintln!(
+        "SIGKILL under load: requests to A ok {} / failed {}; to B ok {} / failed {}; to C ok {} / failed {}; \
+         B dropped A from the ring {left:?} after the kill (TTL {HEARTBEAT_TTL_MS} ms)",
+        count(0, 0),
+        count(0, 1),
+        count(1, 0),
+        count(1, 1),
+        count(2, 0),
+        count(2, 1),
+    );
+    assert_eq!(
+        count(1, 1) + count(2, 1),
+        0,
+        "no client errors on the surviving nodes"
+    );
+    assert!(
+        count(1, 0) > 0 && count(2, 0) > 0,
+        "the survivors served load"
+    );
+    assert!(
+        left < Duration::from_millis(3 * HEARTBEAT_TTL_MS),
+        "A left within its TTL"
+    );
+
+    // A restarts under the same id and port and rejoins; it serves what the cluster stored.
+    let a = Node::start("node-a", ports[0], &backends);
+    for node in [&a, &b, &c] {
+        wait_members(&client, &node.base, &all).await;
+    }
+    let again = client
+        .get(format!("{}/i/{id}/w=480,h=320,fit=cover,f=webp", a.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    assert_ne!(
+        again.headers()["x-imgd-cache"],
+        "miss",
+        "a rejoined node does not render again"
+    );
+    assert_eq!(again.bytes().await.unwrap(), answers[0].2);
+}
