@@ -68,7 +68,6 @@ impl Backends {
 /// same node.
 struct Node {
     id: String,
-    port: u16,
     base: String,
     child: Child,
     _data: tempfile::TempDir,
@@ -112,7 +111,6 @@ impl Node {
             .unwrap_or_else(|_| panic!("{id} did not start"));
         Node {
             id: id.to_owned(),
-            port,
             base: format!("http://127.0.0.1:{port}"),
             child,
             _data: data,

@@ -1,7 +1,10 @@
 //! All HTTP integration tests in one binary: each test starts its own server on an ephemeral
-//! port with its own data dir and talks to it over real sockets.
+//! port with its own data dir and talks to it over real sockets. The metadata engine is SQLite,
+//! or PostgreSQL with `IMGD_TEST_METADATA=postgres` (see `common::metadata_database`).
 
 mod common;
+#[path = "../shared/postgres.rs"]
+mod postgres;
 
 mod api;
 mod delivery;

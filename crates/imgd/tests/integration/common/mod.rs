@@ -43,6 +43,9 @@ impl TestServer {
             ("IMGD_DATA_DIR".into(), data_dir.display().to_string()),
             ("IMGD_ADMIN_KEY".into(), ADMIN_KEY.into()),
         ];
+        if let Some(url) = metadata_database(data_dir).await {
+            env.push(("IMGD_DATABASE_URL".into(), url));
+        }
         env.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::load(&Overrides::default(), env).unwrap();
         let server = imgd::app::start(config, imgd::telemetry::metrics_handle())
@@ -136,6 +139,23 @@ impl TestServer {
         walk(&self.data_dir.join(sub), &mut out);
         out
     }
+}
+
+/// With `IMGD_TEST_METADATA=postgres` the suite runs on PostgreSQL (`.ci/run` runs it both
+/// ways): each data dir gets its own fresh database, kept across restarts of that data dir.
+async fn metadata_database(data_dir: &std::path::Path) -> Option<String> {
+    if std::env::var("IMGD_TEST_METADATA").ok()? != "postgres" {
+        return None;
+    }
+    let admin = std::env::var("IMGD_TEST_DATABASE_URL")
+        .expect("IMGD_TEST_METADATA=postgres needs IMGD_TEST_DATABASE_URL");
+    let marker = data_dir.join("test-database-url");
+    if let Ok(url) = std::fs::read_to_string(&marker) {
+        return Some(url);
+    }
+    let url = crate::postgres::fresh_database(&admin).await;
+    std::fs::write(&marker, &url).unwrap();
+    Some(url)
 }
 
 impl Drop for TestServer {
