@@ -13,12 +13,31 @@ pub(crate) const IMAGE_COLUMNS: &str = "id, tenant_id, blob_hash, format, width,
 
 /// Translates sqlx errors: connection trouble is "unavailable", the rest is a bug.
 pub(crate) fn db_error(engine: &str, e: sqlx::Error) -> Error {
-    match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-            Error::Unavailable(format!("{engine}: {e}"))
-        }
-        other => Error::Internal(format!("{engine}: {other}")),
+    let unreachable = match &e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::Io(_)
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| server_unavailable(&c)),
+        _ => false,
+    };
+    if unreachable {
+        Error::Unavailable(format!("{engine}: {e}"))
+    } else {
+        Error::Internal(format!("{engine}: {e}"))
     }
+}
+
+/// SQLSTATEs that mean "the server cannot serve you now" rather than "this query is wrong":
+/// connection exceptions (08), shutdown or not accepting connections (57P01-57P03, and 55000 for
+/// a database closed to connections), too many connections (53300), and SQLite's busy/locked.
+fn server_unavailable(code: &str) -> bool {
+    code.starts_with("08")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "55000" | "53300" | "5" | "6"
+        )
 }
 
 fn format_from_db(name: &str) -> Result<ImageFormat> {

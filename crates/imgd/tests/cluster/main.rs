@@ -22,6 +22,7 @@ const SECRET: &str = "cluster-secret-0123456789abcdef";
 const HEARTBEAT_TTL_MS: u64 = 1500;
 
 /// The shared engines every node is pointed at.
+#[derive(Clone)]
 struct Backends {
     env: Vec<(String, String)>,
 }
@@ -61,6 +62,59 @@ impl Backends {
         Some(Backends {
             env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
         })
+    }
+}
+
+impl Backends {
+    /// The same engines with another Redis.
+    fn with_redis(&self, url: &str) -> Backends {
+        let mut copy = self.clone();
+        for (name, value) in &mut copy.env {
+            if name == "IMGD_REDIS_URL" {
+                *value = url.to_owned();
+            }
+        }
+        copy
+    }
+}
+
+/// A private `redis-server` this test may stop and start.
+struct PrivateRedis {
+    child: Child,
+}
+
+impl PrivateRedis {
+    fn start(port: u16) -> PrivateRedis {
+        let child = Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        PrivateRedis { child }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -161,6 +215,11 @@ async fn wait_members(client: &reqwest::Client, base: &str, expected: &[&str]) -
 
 /// `imgd_variant_renders_total` of one node.
 async fn renders(client: &reqwest::Client, base: &str) -> u64 {
+    counter(client, base, "imgd_variant_renders_total").await
+}
+
+/// The value of an unlabelled counter on one node (0 before its first increment).
+async fn counter(client: &reqwest::Client, base: &str, name: &str) -> u64 {
     let text = client
         .get(format!("{base}/metrics"))
         .send()
@@ -170,7 +229,7 @@ async fn renders(client: &reqwest::Client, base: &str) -> u64 {
         .await
         .unwrap();
     text.lines()
-        .find_map(|l| l.strip_prefix("imgd_variant_renders_total "))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
 }
 
@@ -376,4 +435,90 @@ async fn three_nodes_render_each_variant_once_and_survive_losing_one() {
         "a rejoined node does not render again"
     );
     assert_eq!(again.bytes().await.unwrap(), answers[0].2);
+}
+
+/// `/readyz`'s coordination detail of one node.
+async fn coordination(client: &reqwest::Client, base: &str) -> (u16, String) {
+    let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
+    let status = ready.status().as_u16();
+    let body: serde_json::Value = ready.json().await.unwrap();
+    (
+        status,
+        body["cluster"]["coordination"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn with_redis_down_a_node_serves_and_renders_under_local_locks() {
+    let Some(backends) = Backends::from_env().await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let redis_port = free_port();
+    let redis = PrivateRedis::start(redis_port);
+    let backends = backends.with_redis(&format!("redis://127.0.0.1:{redis_port}/"));
+    let node = Node::start("node-r", free_port(), &backends);
+    wait_members(&client, &node.base, &["node-r"]).await;
+    assert_eq!(
+        coordination(&client, &node.base).await,
+        (200, "redis".into())
+    );
+    let uploaded: serde_json::Value = client
+        .post(format!("{}/v1/images", node.base))
+        .bearer_auth(ADMIN_KEY)
+        .body(fixtures::jpeg(320, 240))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = uploaded["id"].as_str().unwrap().to_owned();
+    let variant = |w: u32| format!("{}/i/{id}/w={w}", node.base);
+    assert_eq!(client.get(variant(100)).send().await.unwrap().status(), 200);
+
+    drop(redis);
+    // Stored originals and variants are still served; a new variant renders under a local lock.
+    assert_eq!(
+        client
+            .get(format!("{}/i/{id}", node.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(client.get(variant(100)).send().await.unwrap().status(), 200);
+    let fresh = client.get(variant(101)).send().await.unwrap();
+    assert_eq!(fresh.status(), 200);
+    assert_eq!(fresh.headers()["x-imgd-cache"], "miss");
+    assert!(counter(&client, &node.base, "imgd_lock_fallbacks_total").await >= 1);
+    // Readiness holds (the node still serves) and says it is degraded.
+    let started = Instant::now();
+    loop {
+        let (status, detail) = coordination(&client, &node.base).await;
+        assert_eq!(
+            status, 200,
+            "losing Redis does not take the node out of service"
+        );
+        if detail.starts_with("degraded") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never reported degraded: {detail}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Redis returns: the node reconnects and coordinates again.
+    let _redis = PrivateRedis::start(redis_port);
+    let started = Instant::now();
+    while coordination(&client, &node.base).await.1 != "redis" {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "never reconnected to Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

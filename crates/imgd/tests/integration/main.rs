@@ -10,5 +10,6 @@ mod api;
 mod delivery;
 mod ingest;
 mod ops;
+mod outages;
 mod process;
 mod variants;
