@@ -1,6 +1,10 @@
 //! PostgreSQL metadata, for clusters: the same schema and queries as [`crate::sqlite`], with
 //! PostgreSQL placeholders and types. Migrations in `migrations/postgres` run at open; sqlx's
 //! migration lock makes concurrent starts of several nodes safe.
+//!
+//! Tenant tables carry row-level security (`0002_row_level_security.sql`): each query on them
+//! runs in a transaction opened by [`PostgresRepo::scoped`], which names the tenant the policies
+//! let it see.
 
 use std::time::Duration;
 
@@ -18,6 +22,14 @@ use sqlx::{PgPool, Row};
 /// The PostgreSQL repo.
 pub struct PostgresRepo {
     pool: PgPool,
+}
+
+/// Whose rows a transaction may see under row-level security.
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    Tenant(&'a TenantId),
+    /// Lookups that are cross-tenant by design: authenticating a key, serving an image by id.
+    AllTenants,
 }
 
 fn db(e: sqlx::Error) -> Error {
@@ -58,6 +70,21 @@ impl PostgresRepo {
             .await
             .map_err(|e| Error::internal(format!("migrations: {e}")))?;
         Ok(PostgresRepo { pool })
+    }
+
+    /// A transaction whose row-level-security scope is `scope`.
+    async fn scoped(&self, scope: Scope<'_>) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let tenant = match scope {
+            Scope::Tenant(t) => t.as_str(),
+            Scope::AllTenants => "*",
+        };
+        sqlx::query("SELECT set_config('imgd.tenant', $1, true)")
+            .bind(tenant)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        Ok(tx)
     }
 
     async fn replace_tags(
@@ -119,6 +146,7 @@ impl MetadataRepo for PostgresRepo {
     }
 
     async fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        let mut tx = self.scoped(Scope::Tenant(&key.tenant)).await?;
         sqlx::query(
             "INSERT INTO api_keys (id, tenant_id, role, secret_hash, created_at, revoked) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (id) DO UPDATE SET tenant_id = excluded.tenant_id, role = excluded.role,
@@ -130,32 +158,36 @@ impl MetadataRepo for PostgresRepo {
         .bind(&key.secret_hash)
         .bind(key.created_at)
         .bind(key.revoked)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
-        Ok(())
+        tx.commit().await.map_err(db)
     }
 
     async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
+        let mut tx = self.scoped(Scope::AllTenants).await?;
         let row = sqlx::query("SELECT * FROM api_keys WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.as_ref().map(key_from_row).transpose()
     }
 
     async fn api_key_by_hash(&self, secret_hash: &str) -> Result<Option<ApiKeyRecord>> {
+        let mut tx = self.scoped(Scope::AllTenants).await?;
         let row = sqlx::query("SELECT * FROM api_keys WHERE secret_hash = $1 AND NOT revoked")
             .bind(secret_hash)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.as_ref().map(key_from_row).transpose()
     }
 
     async fn insert_image(&self, image: &ImageRecord) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.scoped(Scope::Tenant(&image.tenant)).await?;
         sqlx::query(
             "INSERT INTO blobs (hash, size, refcount, created_at) VALUES ($1, $2, 1, $3)
              ON CONFLICT (hash) DO UPDATE SET refcount = blobs.refcount + 1",
@@ -199,11 +231,13 @@ impl MetadataRepo for PostgresRepo {
 
     async fn image(&self, id: &ImageId) -> Result<Option<ImageRecord>> {
         let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = $1");
+        let mut tx = self.scoped(Scope::AllTenants).await?;
         let row = sqlx::query(&sql)
             .bind(id.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.as_ref().map(image_from_row).transpose()
     }
 
@@ -220,15 +254,17 @@ impl MetadataRepo for PostgresRepo {
              ORDER BY i.created_at DESC, i.id DESC
              LIMIT $5"
         );
+        let mut tx = self.scoped(Scope::Tenant(tenant)).await?;
         let rows = sqlx::query(&sql)
             .bind(tenant.as_str())
             .bind(&query.tag)
             .bind(after_at)
             .bind(after_id)
             .bind(i64::from(query.limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await
             .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         rows.iter().map(image_from_row).collect()
     }
 
@@ -238,7 +274,7 @@ impl MetadataRepo for PostgresRepo {
         id: &ImageId,
         patch: &ImagePatch,
     ) -> Result<Option<ImageRecord>> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.scoped(Scope::Tenant(tenant)).await?;
         let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = $1 AND tenant_id = $2");
         let Some(row) = sqlx::query(&sql)
             .bind(id.as_str())
@@ -269,7 +305,7 @@ impl MetadataRepo for PostgresRepo {
     }
 
     async fn delete_image(&self, tenant: &TenantId, id: &ImageId) -> Result<Option<DeletedImage>> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.scoped(Scope::Tenant(tenant)).await?;
         let Some(row) =
             sqlx::query("DELETE FROM images WHERE id = $1 AND tenant_id = $2 RETURNING blob_hash")
                 .bind(id.as_str())
@@ -378,5 +414,85 @@ mod tests {
         // Migrations are idempotent: a second node starting against the same database is fine.
         let again = PostgresRepo::open(&url).await.unwrap();
         again.check().await.unwrap();
+    }
+
+    /// Row-level security binds an ordinary role (superusers skip it, so the suite above cannot
+    /// show it): the contract still passes as that role, and a session that names no tenant, or
+    /// another tenant, sees none of the rows.
+    #[tokio::test]
+    async fn row_level_security_hides_other_tenants_rows() {
+        use sqlx::Connection;
+        let Ok(admin_url) = std::env::var("IMGD_TEST_DATABASE_URL") else {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must set IMGD_TEST_DATABASE_URL"
+            );
+            eprintln!("SKIPPED: set IMGD_TEST_DATABASE_URL to run the row-level security test");
+            return;
+        };
+        let name = format!("imgd_t_rls_{}", ImageId::generate());
+        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+        for sql in [
+            format!("CREATE ROLE {name} LOGIN"),
+            format!("CREATE DATABASE {name} OWNER {name}"),
+        ] {
+            sqlx::query(&sql).execute(&mut admin).await.unwrap();
+        }
+        let (server, _) = admin_url.rsplit_once('/').unwrap();
+        let (scheme, host) = server.split_once("://").unwrap();
+        let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+        let url = format!("{scheme}://{name}@{host}/{name}");
+
+        let repo = Arc::new(PostgresRepo::open(&url).await.unwrap());
+        crate::contract::run(repo.clone()).await;
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        let mut visible = async |tenant: Option<&str>| -> i64 {
+            if let Some(t) = tenant {
+                sqlx::query("SELECT set_config('imgd.tenant', $1, false)")
+                    .bind(t)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+            let row = sqlx::query("SELECT count(*) AS n FROM images")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            row.get("n")
+        };
+        assert_eq!(
+            visible(None).await,
+            0,
+            "a session naming no tenant sees nothing"
+        );
+        assert_eq!(
+            visible(Some("nobody")).await,
+            0,
+            "another tenant sees nothing"
+        );
+        assert!(
+            visible(Some("*")).await > 0,
+            "the contract left images behind"
+        );
+        sqlx::query("SELECT set_config('imgd.tenant', 'nobody', false)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let updated = sqlx::query("UPDATE images SET tags = '[]'")
+            .execute(&mut conn)
+            .await
+            .unwrap()
+            .rows_affected();
+        assert_eq!(updated, 0, "nor write their rows");
+        drop(conn);
+        repo.pool.close().await;
+        sqlx::query(&format!("DROP DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        sqlx::query(&format!("DROP ROLE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
     }
 }
