@@ -1,6 +1,7 @@
 # imgd: multi-stage build of the libjpeg-turbo flavour.
 #   docker build -t imgd .
 #   docker run -p 8080:8080 -v imgd-data:/data -e IMGD_ADMIN_KEY=change-me imgd
+# A cluster of three: deploy/compose/docker-compose.yml; Kubernetes: deploy/kubernetes/.
 FROM rust:1-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends cmake nasm && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -8,6 +9,8 @@ COPY . .
 RUN cargo build --release --locked -p imgd --features turbojpeg
 
 FROM debian:bookworm-slim
+# CA roots for HTTPS to S3 (object_store verifies against the system store).
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home /data imgd && mkdir -p /data && chown imgd /data
 COPY --from=build /src/target/release/imgd /usr/local/bin/imgd
 USER imgd
