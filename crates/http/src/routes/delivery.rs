@@ -33,26 +33,7 @@ pub async fn variant(
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let plan = state
-        .delivery
-        .plan_variant(&ImageId::parse(&id)?, &options, accept)
-        .await?;
-    if let Some(owner) = state.cluster.owner_elsewhere(&plan.key) {
-        let path = format!("{id}/{options}");
-        match state
-            .cluster
-            .forward(&owner, &path, &method, &headers)
-            .await
-        {
-            Ok(relayed) => return Ok(relayed),
-            Err(e) => {
-                tracing::warn!(owner = %owner.id, error = %e, "serving a variant its owner did not")
-            }
-        }
-    }
-    let delivery = state.delivery.deliver(&plan).await?;
-    respond(&state, &delivery, &method, &headers).await
+    serve_variant(&state, &id, &options, &method, &headers, true).await
 }
 
 /// `GET`/`HEAD /internal/v1/i/{id}/{options}`: a peer forwarding a variant this node owns.
@@ -66,13 +47,36 @@ pub async fn internal_variant(
     if !state.cluster.is_peer(&headers) {
         return Err(imgd_core::Error::Unauthorized.into());
     }
+    serve_variant(&state, &id, &options, &method, &headers, false).await
+}
+
+async fn serve_variant(
+    state: &AppState,
+    id: &str,
+    options: &str,
+    method: &Method,
+    headers: &HeaderMap,
+    may_forward: bool,
+) -> Result<Response, ApiError> {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let plan = state
         .delivery
-        .plan_variant(&ImageId::parse(&id)?, &options, accept)
+        .plan_variant(&ImageId::parse(id)?, options, accept)
         .await?;
+    let owner = may_forward
+        .then(|| state.cluster.owner_elsewhere(&plan.key))
+        .flatten();
+    if let Some(owner) = owner {
+        let path = format!("{id}/{options}");
+        match state.cluster.forward(&owner, &path, method, headers).await {
+            Ok(relayed) => return Ok(relayed),
+            Err(e) => {
+                tracing::warn!(owner = %owner.id, error = %e, "serving a variant its owner did not")
+            }
+        }
+    }
     let delivery = state.delivery.deliver(&plan).await?;
-    respond(&state, &delivery, &method, &headers).await
+    respond(state, &delivery, method, headers).await
 }
 
 /// Validators and caching headers shared by 200, 206 and 304.

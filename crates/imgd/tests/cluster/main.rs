@@ -184,6 +184,24 @@ impl Drop for Node {
     }
 }
 
+/// Uploads through `base` and returns the new image's id.
+async fn upload(client: &reqwest::Client, base: &str, bytes: Vec<u8>) -> String {
+    let answer: serde_json::Value = client
+        .post(format!("{base}/v1/images"))
+        .bearer_auth(ADMIN_KEY)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["id"]
+        .as_str()
+        .expect("upload answered with an id")
+        .to_owned()
+}
+
 /// The member ids `node` currently sees (its `/readyz` detail).
 async fn members(client: &reqwest::Client, base: &str) -> Vec<String> {
     let ready: serde_json::Value = client
@@ -261,21 +279,7 @@ async fn three_nodes_render_each_variant_once_and_survive_losing_one() {
 
     // An upload through A is served by B and C.
     let original = fixtures::noisy_jpeg(1600, 1200);
-    let uploaded: serde_json::Value = client
-        .post(format!("{}/v1/images", a.base))
-        .bearer_auth(ADMIN_KEY)
-        .header("content-type", "image/jpeg")
-        .body(original.clone())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = uploaded["id"]
-        .as_str()
-        .expect("upload answered with an id")
-        .to_owned();
+    let id = upload(&client, &a.base, original.clone()).await;
     for node in [&b, &c] {
         let got = client
             .get(format!("{}/i/{id}", node.base))
@@ -334,18 +338,7 @@ async fn three_nodes_render_each_variant_once_and_survive_losing_one() {
 
     // Load on all three nodes (a new variant of a small image per request, so renders are
     // short and many), then SIGKILL A in the middle of it.
-    let small: serde_json::Value = client
-        .post(format!("{}/v1/images", c.base))
-        .bearer_auth(ADMIN_KEY)
-        .header("content-type", "image/jpeg")
-        .body(fixtures::noisy_jpeg(400, 300))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let small_id = small["id"].as_str().unwrap().to_owned();
+    let small_id = upload(&client, &c.base, fixtures::noisy_jpeg(400, 300)).await;
     let stop = Arc::new(AtomicBool::new(false));
     let counters: Arc<[[AtomicU64; 2]; 3]> = Arc::new(Default::default());
     let width = Arc::new(AtomicU64::new(100));
@@ -463,17 +456,7 @@ async fn with_redis_down_a_node_serves_and_renders_under_local_locks() {
         coordination(&client, &node.base).await,
         (200, "redis".into())
     );
-    let uploaded: serde_json::Value = client
-        .post(format!("{}/v1/images", node.base))
-        .bearer_auth(ADMIN_KEY)
-        .body(fixtures::jpeg(320, 240))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = uploaded["id"].as_str().unwrap().to_owned();
+    let id = upload(&client, &node.base, fixtures::jpeg(320, 240)).await;
     let variant = |w: u32| format!("{}/i/{id}/w={w}", node.base);
     assert_eq!(client.get(variant(100)).send().await.unwrap().status(), 200);
 

@@ -30,14 +30,8 @@ async fn an_unreachable_store_fails_readiness_and_uploads_get_503() {
             .contains("unavailable"),
         "{body}"
     );
-    let upload = server
-        .api(reqwest::Method::POST, "/images")
-        .header("content-type", "image/jpeg")
-        .body(fixtures::jpeg(64, 64))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(error_code(upload).await, (503, "unavailable".into()));
+    let (status, body) = server.upload(fixtures::jpeg(64, 64)).await;
+    assert_eq!((status, body["code"].as_str()), (503, Some("unavailable")));
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "answered, not hung"
@@ -91,14 +85,8 @@ async fn a_database_that_goes_away_gets_503_and_nothing_is_lost() {
         .await
         .unwrap();
     assert_eq!(error_code(get).await, (503, "unavailable".into()));
-    let upload = server
-        .api(reqwest::Method::POST, "/images")
-        .header("content-type", "image/jpeg")
-        .body(fixtures::jpeg(32, 32))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(error_code(upload).await, (503, "unavailable".into()));
+    let (status, body) = server.upload(fixtures::jpeg(32, 32)).await;
+    assert_eq!((status, body["code"].as_str()), (503, Some("unavailable")));
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "answered, not hung"
