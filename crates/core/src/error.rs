@@ -39,6 +39,9 @@ pub enum Error {
     /// The render queue is full; the client should retry after the given delay.
     #[error("the server is busy rendering, retry later")]
     Overloaded { retry_after: Duration },
+    /// The caller used up its request allowance; it may retry after the given delay.
+    #[error("too many requests, retry after {retry_after:?}")]
+    RateLimited { retry_after: Duration },
     /// A render exceeded its time budget.
     #[error("rendering took longer than the time budget")]
     RenderTimeout,
@@ -80,6 +83,7 @@ impl Error {
             Error::Unauthorized => "unauthorized",
             Error::Forbidden => "forbidden",
             Error::Overloaded { .. } => "overloaded",
+            Error::RateLimited { .. } => "rate_limited",
             Error::RenderTimeout => "render_timeout",
             Error::RenderFailed => "render_failed",
             Error::Unavailable(_) => "unavailable",

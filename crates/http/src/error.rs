@@ -35,6 +35,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         }
         Error::Unauthorized => StatusCode::UNAUTHORIZED,
         Error::Forbidden => StatusCode::FORBIDDEN,
+        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Overloaded { .. } | Error::RenderTimeout | Error::Unavailable(_) => {
             StatusCode::SERVICE_UNAVAILABLE
         }
@@ -64,10 +65,10 @@ impl IntoResponse for ApiError {
         let mut response = error_response(status, self.0.code(), message);
         let headers = response.headers_mut();
         match &self.0 {
-            Error::Overloaded { retry_after } => {
+            Error::Overloaded { retry_after } | Error::RateLimited { retry_after } => {
                 headers.insert(
                     header::RETRY_AFTER,
-                    HeaderValue::from(retry_after.as_secs().max(1)),
+                    HeaderValue::from(retry_after.as_millis().div_ceil(1000).max(1) as u64),
                 );
             }
             Error::RenderTimeout | Error::Unavailable(_) => {
@@ -127,6 +128,13 @@ mod tests {
                 },
                 503,
                 "overloaded",
+            ),
+            (
+                Error::RateLimited {
+                    retry_after: std::time::Duration::from_millis(1500),
+                },
+                429,
+                "rate_limited",
             ),
             (Error::RenderTimeout, 503, "render_timeout"),
             (Error::RenderFailed, 500, "render_failed"),

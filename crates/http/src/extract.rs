@@ -1,4 +1,4 @@
-//! Extractors: the caller's API key, and query strings parsed into our own error codes (axum's
+//! Extractors: the caller's API key (checked against its rate allowance), and query strings parsed into our own error codes (axum's
 //! rejections are plain text, which would break the JSON error contract).
 
 use std::collections::HashMap;
@@ -8,6 +8,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use imgd_core::Error;
 use imgd_core::model::Role;
+use imgd_core::port::RateDecision;
 use imgd_core::service::auth::Principal;
 
 use crate::error::ApiError;
@@ -44,7 +45,14 @@ impl FromRequestParts<AppState> for Caller {
             })
             .map(str::trim)
             .ok_or(Error::Unauthorized)?;
-        Ok(Caller(state.auth.authenticate(secret).await?))
+        let principal = state.auth.authenticate(secret).await?;
+        if let Some(rate) = state.api_rate {
+            let key = format!("api-key:{}", principal.key_id);
+            if let RateDecision::Limited { retry_after } = state.limiter.check(&key, rate).await? {
+                return Err(Error::RateLimited { retry_after }.into());
+            }
+        }
+        Ok(Caller(principal))
     }
 }
 

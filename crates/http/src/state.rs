@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use imgd_core::port::{Rate, RateLimiter};
 use imgd_core::service::Ports;
 use imgd_core::service::auth::AuthService;
 use imgd_core::service::catalog::CatalogService;
@@ -43,6 +44,10 @@ pub struct AppServices {
     pub delivery: Arc<DeliveryService>,
     /// Who owns which variant, and how to reach them.
     pub cluster: ClusterRoute,
+    /// Request allowances (Redis-backed in a cluster, so they hold across nodes).
+    pub limiter: Arc<dyn RateLimiter>,
+    /// The per-key `/v1` rate; `None` for unlimited.
+    pub api_rate: Option<Rate>,
     /// Renders `/metrics`; `None` when metrics are off.
     pub metrics: Option<PrometheusHandle>,
     /// Prefix for absolute URLs in responses (`https://img.example.com`); empty for relative.

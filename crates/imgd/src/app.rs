@@ -12,8 +12,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use axum::serve::ListenerExt;
 use imgd_blob::{LocalBlobStore, S3BlobStore};
-use imgd_cluster::{LocalLocks, Membership, RedisConn, RedisLocks, SingleNode};
-use imgd_core::port::{BlobStore, IngestLimits, LockManager, Member, MetadataRepo};
+use imgd_cluster::{
+    LocalLimiter, LocalLocks, Membership, RedisConn, RedisLimiter, RedisLocks, SingleNode,
+};
+use imgd_core::port::{BlobStore, IngestLimits, LockManager, Member, MetadataRepo, RateLimiter};
 use imgd_core::service::auth::{AuthService, Bootstrap};
 use imgd_core::service::catalog::CatalogService;
 use imgd_core::service::delivery::{DeliveryService, DeliverySettings};
@@ -43,6 +45,7 @@ pub struct Server {
 /// The coordination adapters, chosen together: Redis for all of them, or in-process.
 struct Coordination {
     locks: Arc<dyn LockManager>,
+    limiter: Arc<dyn RateLimiter>,
     route: ClusterRoute,
     membership: Option<Arc<Membership>>,
 }
@@ -91,6 +94,7 @@ fn open_coordination(config: &Config, bound: SocketAddr) -> Result<Coordination>
     if c.redis_url.is_empty() {
         return Ok(Coordination {
             locks: Arc::new(LocalLocks::default()),
+            limiter: Arc::new(LocalLimiter::default()),
             route: ClusterRoute::new(
                 &me.id,
                 Arc::new(SingleNode::new(me.clone())),
@@ -109,7 +113,8 @@ fn open_coordination(config: &Config, bound: SocketAddr) -> Result<Coordination>
         Duration::from_millis(c.heartbeat_ttl_ms),
     );
     Ok(Coordination {
-        locks: Arc::new(RedisLocks::new(redis)),
+        locks: Arc::new(RedisLocks::new(redis.clone())),
+        limiter: Arc::new(RedisLimiter::new(redis)),
         route: ClusterRoute::new(
             &me.id,
             membership.clone(),
@@ -222,6 +227,8 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
         catalog,
         delivery,
         cluster: coordination.route,
+        limiter: coordination.limiter,
+        api_rate: config.api_rate(),
         metrics: Some(metrics),
         public_url: config.server.public_url.as_str().into(),
         draining: Arc::new(AtomicBool::new(false)),

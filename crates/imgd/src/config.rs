@@ -115,6 +115,8 @@ pub struct LimitsConfig {
     pub max_pixels: u64,
     pub max_frames: u64,
     pub max_output_dimension: u32,
+    pub api_requests_per_minute: u32,
+    pub api_burst: u32,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -361,6 +363,13 @@ impl Config {
                 *url = format!("{scheme}://<credentials>@{host}");
             }
         }
+    }
+
+    /// The per-key `/v1` request rate, if limited.
+    pub fn api_rate(&self) -> Option<imgd_core::port::Rate> {
+        let l = &self.limits;
+        (l.api_requests_per_minute > 0)
+            .then(|| imgd_core::port::Rate::per_minute(l.api_requests_per_minute, l.api_burst))
     }
 
     /// This node's id: configured, else the host name (a StatefulSet pod's stable name).

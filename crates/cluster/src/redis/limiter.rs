@@ -3,6 +3,9 @@
 //! The key stores the theoretical arrival time (TAT) in microseconds of Redis' clock; a request
 //! passes when `TAT - burst * interval <= now`, and then moves TAT one interval on. Same
 //! arithmetic as [`crate::LocalLimiter`], which the shared contract checks.
+//!
+//! While Redis is down, each node limits on its own with a `LocalLimiter`: a client can then get
+//! up to N times its allowance across N nodes, which beats refusing every request or none.
 
 use std::time::Duration;
 
@@ -10,6 +13,7 @@ use imgd_core::Result;
 use imgd_core::port::{Rate, RateDecision, RateLimiter};
 
 use super::RedisConn;
+use crate::LocalLimiter;
 
 const GCRA: &str = r"
 local t = redis.call('TIME')
@@ -30,6 +34,8 @@ return 0";
 pub struct RedisLimiter {
     redis: RedisConn,
     script: redis::Script,
+    local: LocalLimiter,
+    fallbacks: metrics::Counter,
 }
 
 impl RedisLimiter {
@@ -38,6 +44,8 @@ impl RedisLimiter {
         RedisLimiter {
             redis,
             script: redis::Script::new(GCRA),
+            local: LocalLimiter::default(),
+            fallbacks: metrics::counter!("imgd_rate_limit_fallbacks_total"),
         }
     }
 }
@@ -49,7 +57,14 @@ impl RateLimiter for RedisLimiter {
         invocation
             .arg(rate.interval.as_micros() as u64)
             .arg(rate.burst);
-        let wait_micros: u64 = self.redis.invoke(&invocation).await?;
+        let wait_micros: u64 = match self.redis.invoke(&invocation).await {
+            Ok(wait) => wait,
+            Err(e) => {
+                self.fallbacks.increment(1);
+                tracing::warn!(error = %e, "redis is unavailable; rate limiting on this node only");
+                return self.local.check(key, rate).await;
+            }
+        };
         Ok(if wait_micros == 0 {
             RateDecision::Allowed
         } else {
@@ -83,5 +98,18 @@ mod tests {
             }
         }
         assert_eq!(allowed, 4, "the burst is shared, not per node");
+    }
+
+    #[tokio::test]
+    async fn with_redis_down_limits_hold_per_node() {
+        let conn =
+            RedisConn::new("redis://127.0.0.1:9/", "down", Duration::from_millis(300)).unwrap();
+        let limiter = RedisLimiter::new(conn);
+        let rate = Rate::per_minute(1, 2);
+        let mut decisions = Vec::new();
+        for _ in 0..3 {
+            decisions.push(limiter.check("k", rate).await.unwrap() == RateDecision::Allowed);
+        }
+        assert_eq!(decisions, [true, true, false]);
     }
 }

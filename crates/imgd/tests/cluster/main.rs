@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 
 const ADMIN_KEY: &str = "cluster-admin-key-0123456789";
 const SECRET: &str = "cluster-secret-0123456789abcdef";
+/// The tests here each run several imgd processes on a 2-core machine; one at a time keeps the
+/// timings they check meaningful.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Short, so a killed node leaves the ring within a couple of seconds.
 const HEARTBEAT_TTL_MS: u64 = 1500;
 
@@ -137,10 +141,15 @@ fn free_port() -> u16 {
 
 impl Node {
     fn start(id: &str, port: u16, backends: &Backends) -> Node {
+        Self::start_with(id, port, backends, &[])
+    }
+
+    fn start_with(id: &str, port: u16, backends: &Backends, extra: &[(&str, &str)]) -> Node {
         let data = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_imgd"))
             .arg("serve")
             .envs(backends.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(extra.iter().copied())
             .env("IMGD_NODE_ID", id)
             .env("IMGD_LISTEN", format!("127.0.0.1:{port}"))
             .env("IMGD_DATA_DIR", data.path())
@@ -261,6 +270,7 @@ async fn total_renders(client: &reqwest::Client, nodes: &[&Node]) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_render_each_variant_once_and_survive_losing_one() {
+    let _serial = SERIAL.lock().await;
     let Some(backends) = Backends::from_env().await else {
         return;
     };
@@ -321,9 +331,12 @@ async fn three_nodes_render_each_variant_once_and_survive_losing_one() {
         answers.iter().all(|(_, _, body)| *body == answers[0].2),
         "identical bytes"
     );
-    assert!(
-        answers.iter().all(|(_, node, _)| *node == answers[0].1),
-        "one owner served every request"
+    let servers: std::collections::BTreeSet<&str> =
+        answers.iter().map(|(_, node, _)| node.as_str()).collect();
+    assert_eq!(
+        servers.len(),
+        1,
+        "one owner served every request: {servers:?}"
     );
     let after = total_renders(&client, &[&a, &b, &c]).await;
     assert_eq!(
@@ -443,6 +456,7 @@ async fn coordination(client: &reqwest::Client, base: &str) -> (u16, String) {
 
 #[tokio::test]
 async fn with_redis_down_a_node_serves_and_renders_under_local_locks() {
+    let _serial = SERIAL.lock().await;
     let Some(backends) = Backends::from_env().await else {
         return;
     };
@@ -452,10 +466,14 @@ async fn with_redis_down_a_node_serves_and_renders_under_local_locks() {
     let backends = backends.with_redis(&format!("redis://127.0.0.1:{redis_port}/"));
     let node = Node::start("node-r", free_port(), &backends);
     wait_members(&client, &node.base, &["node-r"]).await;
-    assert_eq!(
-        coordination(&client, &node.base).await,
-        (200, "redis".into())
-    );
+    let started = Instant::now();
+    while coordination(&client, &node.base).await != (200, "redis".into()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never joined through Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let id = upload(&client, &node.base, fixtures::jpeg(320, 240)).await;
     let variant = |w: u32| format!("{}/i/{id}/w={w}", node.base);
     assert_eq!(client.get(variant(100)).send().await.unwrap().status(), 200);
@@ -504,4 +522,48 @@ async fn with_redis_down_a_node_serves_and_renders_under_local_locks() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test]
+async fn nodes_share_one_rate_allowance_per_key() {
+    let _serial = SERIAL.lock().await;
+    let Some(backends) = Backends::from_env().await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    // A burst of 4, then one request a minute: the test's six requests see no refill.
+    let limits = [
+        ("IMGD_LIMITS__API_REQUESTS_PER_MINUTE", "1"),
+        ("IMGD_LIMITS__API_BURST", "4"),
+    ];
+    let a = Node::start_with("node-a", free_port(), &backends, &limits);
+    let b = Node::start_with("node-b", free_port(), &backends, &limits);
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let base = if i % 2 == 0 { &a.base } else { &b.base };
+        let answer = client
+            .get(format!("{base}/v1/images"))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .unwrap();
+        if answer.status() == 429 {
+            let retry: u64 = answer.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=60).contains(&retry), "Retry-After {retry}");
+            let body: serde_json::Value = answer.json().await.unwrap();
+            assert_eq!(body["code"], "rate_limited");
+            statuses.push(429);
+        } else {
+            statuses.push(answer.status().as_u16());
+        }
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 200, 429, 429],
+        "one allowance across both nodes"
+    );
 }

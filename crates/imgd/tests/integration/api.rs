@@ -198,3 +198,24 @@ async fn unknown_and_malformed_ids_are_404() {
         (404, "not_found".into())
     );
 }
+
+#[tokio::test]
+async fn a_key_over_its_rate_gets_429_with_retry_after() {
+    let server = TestServer::start_with(&[
+        ("IMGD_LIMITS__API_REQUESTS_PER_MINUTE", "1"),
+        ("IMGD_LIMITS__API_BURST", "2"),
+    ])
+    .await;
+    let id = server.upload_ok(fixtures::jpeg(16, 16)).await;
+    assert_eq!(server.api_status(Method::GET, "/images").await, 200);
+    let limited = server.api(Method::GET, "/images").send().await.unwrap();
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after));
+    assert_eq!(error_code(limited).await, (429, "rate_limited".into()));
+    // Public delivery is not an API call and is not limited by key.
+    assert_eq!(server.get(&format!("/i/{id}")).await.status(), 200);
+}
