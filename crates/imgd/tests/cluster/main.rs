@@ -308,24 +308,13 @@ async fn three_nodes_render_each_variant_once_and_survive_losing_one() {
     // 300 concurrent requests for one new variant, spread over the three nodes.
     let before = total_renders(&client, &[&a, &b, &c]).await;
     let bases = [a.base.clone(), b.base.clone(), c.base.clone()];
-    let requests = (0..300).map(|i| {
-        let url = format!("{}/i/{id}/w=480,h=320,fit=cover,f=webp", bases[i % 3]);
-        let client = client.clone();
-        tokio::spawn(async move {
-            let response = client.get(url).send().await.unwrap();
-            let status = response.status().as_u16();
-            let node = response.headers()["x-imgd-node"]
-                .to_str()
-                .unwrap()
-                .to_owned();
-            (status, node, response.bytes().await.unwrap())
-        })
-    });
-    let answers: Vec<(u16, String, bytes::Bytes)> = futures::future::join_all(requests)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let answers = burst(
+        &client,
+        &bases,
+        &format!("{id}/w=480,h=320,fit=cover,f=webp"),
+        300,
+    )
+    .await;
     assert!(answers.iter().all(|(status, _, _)| *status == 200));
     assert!(
         answers.iter().all(|(_, _, body)| *body == answers[0].2),
@@ -424,8 +413,23 @@ async fn three_nodes_render_each_variant_once_and_survive_losing_one() {
         "A left within its TTL"
     );
 
-    // A restarts under the same id and port and rejoins; it serves what the cluster stored.
+    // A restarts under the same id and port and rejoins. While it joins (membership changing
+    // under the requests), 300 concurrent requests for another new variant still render once.
+    let before = total_renders(&client, &[&b, &c]).await;
     let a = Node::start("node-a", ports[0], &backends);
+    let bases = [a.base.clone(), b.base.clone(), c.base.clone()];
+    let joining = burst(&client, &bases, &format!("{id}/w=200,h=200,fit=cover"), 300).await;
+    assert!(
+        joining
+            .iter()
+            .all(|(status, _, body)| *status == 200 && *body == joining[0].2)
+    );
+    let after = total_renders(&client, &[&a, &b, &c]).await;
+    assert_eq!(
+        after - before,
+        1,
+        "rendered once while the membership changed"
+    );
     for node in [&a, &b, &c] {
         wait_members(&client, &node.base, &all).await;
     }
@@ -441,6 +445,35 @@ async fn three_nodes_render_each_variant_once_and_survive_losing_one() {
         "a rejoined node does not render again"
     );
     assert_eq!(again.bytes().await.unwrap(), answers[0].2);
+}
+
+/// `n` concurrent GETs of `/i/{path}` spread round-robin over `bases`: (status, serving node,
+/// body) each.
+async fn burst(
+    client: &reqwest::Client,
+    bases: &[String],
+    path: &str,
+    n: usize,
+) -> Vec<(u16, String, bytes::Bytes)> {
+    let requests = (0..n).map(|i| {
+        let url = format!("{}/i/{path}", bases[i % bases.len()]);
+        let client = client.clone();
+        tokio::spawn(async move {
+            let response = client.get(url).send().await.unwrap();
+            let status = response.status().as_u16();
+            let node = response
+                .headers()
+                .get("x-imgd-node")
+                .map_or("?", |v| v.to_str().unwrap())
+                .to_owned();
+            (status, node, response.bytes().await.unwrap())
+        })
+    });
+    futures::future::join_all(requests)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
 }
 
 /// `/readyz`'s coordination detail of one node.
