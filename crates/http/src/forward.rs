@@ -42,6 +42,9 @@ const RELAYED_RESPONSE_HEADERS: &[&str] = &[
     "x-imgd-node",
 ];
 
+/// Bodies up to this size are read whole before relaying; larger ones stream through.
+const RELAY_WHOLE_BYTES: u64 = 256 * 1024;
+
 /// Why a forward did not produce an answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
@@ -176,9 +179,18 @@ impl ClusterRoute {
             }
         }
         let via = HeaderValue::from_str(&self.node_id).unwrap_or(HeaderValue::from_static("?"));
-        Ok(response
-            .header("x-imgd-forwarded-by", via)
-            .body(Body::from_stream(answer.bytes_stream()))
-            .expect("relayed headers are valid"))
+        let response = response.header("x-imgd-forwarded-by", via);
+        // Small bodies (most variants) are relayed whole: one write instead of a polled stream,
+        // the same trade delivery makes for in-memory variants. Large ones stream.
+        let body = match answer.content_length() {
+            Some(len) if len <= RELAY_WHOLE_BYTES => Body::from(
+                answer
+                    .bytes()
+                    .await
+                    .map_err(|e| ForwardError::Unreachable(e.to_string()))?,
+            ),
+            _ => Body::from_stream(answer.bytes_stream()),
+        };
+        Ok(response.body(body).expect("relayed headers are valid"))
     }
 }

@@ -121,9 +121,9 @@ impl Membership {
         if view.ring.members() != members.as_slice() {
             let ids: Vec<&str> = members.iter().map(|m| &*m.id).collect();
             tracing::info!(members = ?ids, "cluster membership changed");
-            metrics::gauge!("imgd_cluster_members").set(members.len() as f64);
             view.ring = Arc::new(Rendezvous::new(members));
         }
+        metrics::gauge!("imgd_cluster_members").set(view.ring.members().len() as f64);
         view.last_beat = Some(Instant::now());
         Ok(())
     }
