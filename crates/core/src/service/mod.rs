@@ -5,6 +5,7 @@
 //! - [`ingest`]: streaming upload, hashing, validation, durable store-then-record.
 //! - [`catalog`]: get, list, tag and delete images.
 //! - [`delivery`]: originals and variants, rendered once and cached.
+//! - [`signing`]: signed delivery URLs (HMAC-SHA256, expiry, key rotation).
 //! - [`staging`]: temp files for uploads that vanish unless committed.
 
 pub mod auth;
@@ -12,6 +13,7 @@ pub mod catalog;
 pub mod delivery;
 pub mod ingest;
 pub mod render_pool;
+pub mod signing;
 pub mod staging;
 
 use std::sync::Arc;
