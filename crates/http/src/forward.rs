@@ -59,6 +59,8 @@ pub enum ForwardError {
 /// This node's place in the cluster, as the HTTP layer needs it.
 pub struct ClusterRoute {
     node_id: Arc<str>,
+    /// `node_id` as a header value, built once: it goes on every variant response.
+    node_header: HeaderValue,
     placement: Arc<dyn Placement>,
     /// Digest of the cluster secret; `None` when the node runs alone (no internal endpoint).
     secret: Option<(String, blake3::Hash)>,
@@ -87,6 +89,8 @@ impl ClusterRoute {
             .expect("an HTTP client without TLS builds");
         ClusterRoute {
             node_id: node_id.into(),
+            node_header: HeaderValue::from_str(node_id)
+                .unwrap_or(HeaderValue::from_static("unnamed")),
             placement,
             secret: secret.map(|s| (s.to_owned(), blake3::hash(s.as_bytes()))),
             client,
@@ -99,6 +103,11 @@ impl ClusterRoute {
     /// This node's id.
     pub fn node_id(&self) -> &str {
         &self.node_id
+    }
+
+    /// This node's id as a header value (`x-imgd-node`, `x-imgd-forwarded-by`).
+    pub fn node_header(&self) -> &HeaderValue {
+        &self.node_header
     }
 
     /// The placement in use (for `/readyz`).
@@ -178,8 +187,7 @@ impl ClusterRoute {
                 response = response.header(*name, value.as_bytes());
             }
         }
-        let via = HeaderValue::from_str(&self.node_id).unwrap_or(HeaderValue::from_static("?"));
-        let response = response.header("x-imgd-forwarded-by", via);
+        let response = response.header("x-imgd-forwarded-by", self.node_header.clone());
         // Small bodies (most variants) are relayed whole: one write instead of a polled stream,
         // the same trade delivery makes for in-memory variants. Large ones stream.
         let body = match answer.content_length() {

@@ -215,17 +215,6 @@ impl DeliveryService {
         })
     }
 
-    /// A variant described by `options`, rendered now if it has never been.
-    pub async fn variant(
-        &self,
-        id: &ImageId,
-        options: &str,
-        accept: Option<&str>,
-    ) -> Result<Delivery> {
-        let plan = self.plan_variant(id, options, accept).await?;
-        self.deliver(&plan).await
-    }
-
     /// The planned variant: from memory or the store, else rendered once under its lock.
     pub async fn deliver(&self, plan: &VariantPlan) -> Result<Delivery> {
         let (image, key, vary) = (&plan.image, &plan.key, plan.vary_accept);

@@ -116,9 +116,8 @@ async fn respond(
     *response.headers_mut() = caching_headers(delivery);
     if delivery.cache.is_some() {
         // Which node served the variant: the owner, when it arrived through another node.
-        if let Ok(node) = HeaderValue::from_str(state.cluster.node_id()) {
-            response.headers_mut().insert("x-imgd-node", node);
-        }
+        let node = state.cluster.node_header().clone();
+        response.headers_mut().insert("x-imgd-node", node);
     }
     if not_modified(request, &delivery.etag, delivery.last_modified) {
         *response.status_mut() = StatusCode::NOT_MODIFIED;
