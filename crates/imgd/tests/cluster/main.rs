@@ -59,7 +59,9 @@ impl Backends {
                 "IMGD_CLUSTER__HEARTBEAT_TTL_MS",
                 HEARTBEAT_TTL_MS.to_string(),
             ),
-            ("IMGD_CLUSTER__FORWARD_TIMEOUT_MS", "1000".into()),
+            // A dead owner refuses connections at once; a generous connect timeout only keeps a
+            // busy owner (300 connections at once on 2 cores) from being given up on.
+            ("IMGD_CLUSTER__FORWARD_TIMEOUT_MS", "5000".into()),
             ("IMGD_CLUSTER__LOCK_TTL_MS", "3000".into()),
             ("IMGD_ADMIN_KEY", ADMIN_KEY.into()),
         ];
@@ -304,6 +306,26 @@ async fn three_nodes_render_each_variant_once_and_survive_losing_one() {
             node.id
         );
     }
+
+    // The internal endpoint answers peers only.
+    let internal = format!("{}/internal/v1/i/{id}/w=64", b.base);
+    for token in [None, Some("wrong-secret-0123456789")] {
+        let mut request = client.get(&internal);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let refused = request.send().await.unwrap();
+        assert_eq!(refused.status(), 401);
+        let body: serde_json::Value = refused.json().await.unwrap();
+        assert_eq!(body["code"], "unauthorized");
+    }
+    let peer = client
+        .get(&internal)
+        .bearer_auth(SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(peer.status(), 200);
 
     // 300 concurrent requests for one new variant, spread over the three nodes.
     let before = total_renders(&client, &[&a, &b, &c]).await;

@@ -127,3 +127,17 @@ async fn a_large_original_streams_intact() {
         bytes
     );
 }
+
+#[tokio::test]
+async fn a_node_alone_has_no_internal_endpoint_to_reach() {
+    let server = TestServer::start().await;
+    let id = server.upload_ok(fixtures::jpeg(32, 32)).await;
+    let internal = server
+        .client
+        .get(server.url(&format!("/internal/v1/i/{id}/w=10")))
+        .bearer_auth("any-guess-at-a-cluster-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(internal).await, (401, "unauthorized".into()));
+}
