@@ -36,6 +36,18 @@ pub enum Error {
     /// The credentials are valid but do not allow this operation.
     #[error("this key may not perform this operation")]
     Forbidden,
+    /// The request conflicts with the current state (a name taken, the caller's own key).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// Storing this would take the tenant past its quota; nothing was stored.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// The tenant is disabled: its keys and its images are refused.
+    #[error("the tenant is disabled")]
+    TenantDisabled,
+    /// A delivery URL's signature is missing, expired or wrong; `code` is stable.
+    #[error("{message}")]
+    SignatureRejected { code: &'static str, message: String },
     /// The render queue is full; the client should retry after the given delay.
     #[error("the server is busy rendering, retry later")]
     Overloaded { retry_after: Duration },
@@ -65,6 +77,14 @@ impl Error {
         }
     }
 
+    /// Shorthand for [`Error::Conflict`].
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
     /// Shorthand for [`Error::Internal`] from anything displayable.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         Error::Internal(cause.to_string())
@@ -82,6 +102,10 @@ impl Error {
             Error::CorruptImage(_) => "corrupt_image",
             Error::Unauthorized => "unauthorized",
             Error::Forbidden => "forbidden",
+            Error::Conflict { code, .. } => code,
+            Error::QuotaExceeded(_) => "quota_exceeded",
+            Error::TenantDisabled => "tenant_disabled",
+            Error::SignatureRejected { code, .. } => code,
             Error::Overloaded { .. } => "overloaded",
             Error::RateLimited { .. } => "rate_limited",
             Error::RenderTimeout => "render_timeout",

@@ -120,6 +120,21 @@ impl TenantId {
     pub fn new(s: impl Into<String>) -> Self {
         TenantId(s.into())
     }
+
+    /// A fresh random id: `t_` and 16 hex digits.
+    pub fn generate() -> Self {
+        TenantId(format!("t_{}", hex::encode(random_bytes::<8>())))
+    }
+
+    /// Parses a path segment: the default tenant or a generated id; anything else is not found.
+    pub fn parse(s: &str) -> Result<Self> {
+        let generated = s.strip_prefix("t_").is_some_and(|h| is_lower_hex(h, 16));
+        if generated || s == "default" {
+            Ok(TenantId(s.to_owned()))
+        } else {
+            Err(Error::NotFound("tenant"))
+        }
+    }
 }
 
 #[cfg(test)]

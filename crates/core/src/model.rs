@@ -101,7 +101,8 @@ pub struct VariantRecord {
     pub created_at: Millis,
 }
 
-/// What an API key may do. Only `Admin` exists until tenancy lands.
+/// What an API key may do: `admin` everything, `owner` its tenant's keys, presets and policy,
+/// `writer` its tenant's images, `reader` its tenant's metadata.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -148,11 +149,113 @@ impl Role {
 /// A stored API key: never the secret, only its keyed hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiKeyRecord {
+    /// Public: the prefix of generated secrets (`imgd_{id}_{secret}`), used to find the row.
     pub id: String,
+    /// A label for people.
+    pub name: Option<String>,
     pub tenant: TenantId,
     pub role: Role,
     /// Hex HMAC-SHA256 of the secret under the server's key pepper.
     pub secret_hash: String,
     pub created_at: Millis,
     pub revoked: bool,
+}
+
+/// Who may fetch a tenant's images from `/i/...` without an API key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryPolicy {
+    /// Anyone with the URL (image ids are unguessable).
+    #[default]
+    Public,
+    /// Only signed URLs (`exp` and `sig`).
+    Signed,
+    /// Unsigned URLs may name the tenant's presets only; anything else must be signed.
+    PresetsOnly,
+}
+
+impl DeliveryPolicy {
+    /// The stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeliveryPolicy::Public => "public",
+            DeliveryPolicy::Signed => "signed",
+            DeliveryPolicy::PresetsOnly => "presets_only",
+        }
+    }
+
+    /// Parses [`DeliveryPolicy::name`].
+    pub fn from_name(s: &str) -> Option<Self> {
+        [Self::Public, Self::Signed, Self::PresetsOnly]
+            .into_iter()
+            .find(|p| p.name() == s)
+    }
+}
+
+/// Limits on what a tenant may store; `None` is unlimited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quota {
+    pub bytes: Option<u64>,
+    pub images: Option<u64>,
+}
+
+/// What a tenant stores now: every image counts its own bytes, even when its blob is shared, so
+/// usage never reveals what other tenants hold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub bytes: u64,
+    pub images: u64,
+}
+
+/// A key for signing a tenant's delivery URLs. The secret is stored as is: verifying an HMAC
+/// needs it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKey {
+    pub id: String,
+    /// Hex of 32 random bytes.
+    pub secret: String,
+    pub created_at: Millis,
+}
+
+/// A tenant: the unit of isolation for keys, images, presets, policy and quota.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantRecord {
+    pub id: TenantId,
+    pub name: String,
+    pub disabled: bool,
+    pub delivery: DeliveryPolicy,
+    pub quota: Quota,
+    pub usage: Usage,
+    /// The active signing keys, newest first; at most two.
+    pub signing_keys: Vec<SigningKey>,
+    pub created_at: Millis,
+}
+
+/// One version of a preset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PresetVersion {
+    pub version: u64,
+    /// Variant options, as in `/i/{id}/{options}`.
+    pub options: String,
+    pub created_at: Millis,
+}
+
+/// A tenant's named preset: its active version and its history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PresetRecord {
+    pub name: String,
+    pub active_version: u64,
+    /// Oldest first.
+    pub versions: Vec<PresetVersion>,
+}
+
+impl PresetRecord {
+    /// The options of the active version.
+    pub fn active_options(&self) -> Option<&str> {
+        self.versions
+            .iter()
+            .find(|v| v.version == self.active_version)
+            .map(|v| v.options.as_str())
+    }
 }

@@ -109,11 +109,7 @@ impl Presets {
     pub fn parse(raw: &BTreeMap<String, String>, limits: &TransformLimits) -> Result<Self> {
         let mut presets = BTreeMap::new();
         for (name, options) in raw {
-            if name.is_empty()
-                || !name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-            {
+            if !Self::is_valid_name(name) {
                 return Err(Error::invalid(
                     "invalid_preset",
                     format!("preset name {name:?} must be [A-Za-z0-9_-]+"),
@@ -124,6 +120,37 @@ impl Presets {
             presets.insert(name.clone(), spec);
         }
         Ok(Presets(presets))
+    }
+
+    /// Parses what it can, skipping (and logging) presets that no longer parse: stored tenant
+    /// presets were valid when saved, but limits may have tightened since.
+    pub fn parse_lenient(raw: &BTreeMap<String, String>, limits: &TransformLimits) -> Self {
+        let mut presets = BTreeMap::new();
+        for (name, options) in raw {
+            match TransformSpec::parse(options, &Presets::default(), limits) {
+                Ok(spec) => {
+                    presets.insert(name.clone(), spec);
+                }
+                Err(e) => tracing::warn!(preset = %name, error = %e, "skipping a stored preset"),
+            }
+        }
+        Presets(presets)
+    }
+
+    /// These presets with `overrides` replacing any of the same name.
+    pub fn overridden_by(&self, overrides: Presets) -> Self {
+        let mut merged = self.0.clone();
+        merged.extend(overrides.0);
+        Presets(merged)
+    }
+
+    /// True for a name a preset may have: `[A-Za-z0-9_-]+`, at most 64 bytes.
+    pub fn is_valid_name(name: &str) -> bool {
+        !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     }
 
     /// The preset called `name`, if any.

@@ -34,7 +34,11 @@ pub fn status_of(e: &Error) -> StatusCode {
             StatusCode::UNPROCESSABLE_ENTITY
         }
         Error::Unauthorized => StatusCode::UNAUTHORIZED,
-        Error::Forbidden => StatusCode::FORBIDDEN,
+        Error::Forbidden | Error::TenantDisabled | Error::SignatureRejected { .. } => {
+            StatusCode::FORBIDDEN
+        }
+        Error::Conflict { .. } => StatusCode::CONFLICT,
+        Error::QuotaExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Overloaded { .. } | Error::RenderTimeout | Error::Unavailable(_) => {
             StatusCode::SERVICE_UNAVAILABLE

@@ -3,19 +3,21 @@
 //!
 //! - [`router`]: the route table and middleware stack.
 //! - [`state`]: [`AppState`], the services handlers reach.
-//! - [`routes`]: one file per resource (`images`, `delivery`, `ops`).
+//! - [`routes`]: one file per resource.
 //! - [`error`]: the one mapping from domain error to status and JSON body.
 //! - [`extract`]: the bearer-key extractor and query parsing.
 //! - [`conditional`]: ETag, `If-None-Match`, `If-Modified-Since` and `Range` for delivery.
 //! - [`forward`]: owner routing of variant requests between cluster nodes.
 //! - [`view`]: JSON views of domain records.
-//! - [`middleware`]: request metrics.
+//! - [`middleware`]: the `/v1` access gate (limits, keys, tenants, roles) and request metrics.
+//! - [`openapi`]: the OpenAPI document's fixed parts and the shared error responses.
 
 pub mod conditional;
 pub mod error;
 pub mod extract;
 pub mod forward;
 pub mod middleware;
+pub mod openapi;
 pub mod router;
 pub mod routes;
 pub mod state;

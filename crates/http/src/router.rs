@@ -4,30 +4,62 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
+use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::error_response;
-use crate::routes::{delivery, images, ops};
+use crate::middleware::access::{self, RouteRoles};
+use crate::openapi::ApiDoc;
+use crate::routes::{delivery, images, keys, ops, presets, sign, tenants};
 use crate::state::AppState;
+
+/// The `/v1` routes and the OpenAPI document describing them. Registering through
+/// `utoipa_axum::routes!` means a handler cannot be routed without its `#[utoipa::path]`.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(images::upload, images::list))
+        .routes(routes!(images::get, images::patch, images::delete))
+        .routes(routes!(tenants::create, tenants::list))
+        .routes(routes!(tenants::get, tenants::patch))
+        .routes(routes!(tenants::usage))
+        .routes(routes!(tenants::rotate_signing_key))
+        .routes(routes!(tenants::retire_signing_key))
+        .routes(routes!(keys::create, keys::list))
+        .routes(routes!(keys::revoke))
+        .routes(routes!(presets::list))
+        .routes(routes!(presets::get, presets::put, presets::delete))
+        .routes(routes!(presets::activate))
+        .routes(routes!(presets::rollback))
+        .routes(routes!(sign::sign))
+        .split_for_parts()
+}
 
 /// Builds the router. Testable without a socket (`tower::ServiceExt::oneshot`).
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        // Uploads stream to disk and are capped by the ingest limit, not axum's 2 MB default.
-        .route(
-            "/images",
-            post(images::upload)
-                .get(images::list)
-                .layer(DefaultBodyLimit::disable()),
-        )
-        .route(
-            "/images/{id}",
-            get(images::get).patch(images::patch).delete(images::delete),
-        );
+    let (api, doc) = api();
+    let roles = Arc::new(RouteRoles::from_openapi(&doc));
+    let doc = Arc::new(doc);
+    let api = api
+        .route_layer(axum::middleware::from_fn_with_state(
+            (state.clone(), roles),
+            access::gate,
+        ))
+        // Uploads stream to disk and are capped by the ingest limit; JSON bodies by their own.
+        .layer(DefaultBodyLimit::disable());
     Router::new()
-        .nest("/v1", api)
+        .merge(api)
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
         .route("/i/{id}", get(delivery::original))
         .route("/i/{id}/{options}", get(delivery::variant))
         .route(

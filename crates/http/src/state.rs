@@ -4,14 +4,16 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use imgd_core::port::{Rate, RateLimiter};
+use imgd_core::port::RateLimiter;
 use imgd_core::service::Ports;
 use imgd_core::service::auth::AuthService;
 use imgd_core::service::catalog::CatalogService;
 use imgd_core::service::delivery::DeliveryService;
 use imgd_core::service::ingest::IngestService;
+use imgd_core::service::tenancy::TenantService;
 
 use crate::forward::ClusterRoute;
+use crate::middleware::access::ApiLimits;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 /// Shared state of the HTTP adapter: one `Arc`, because axum clones the state several times per
@@ -42,12 +44,16 @@ pub struct AppServices {
     pub ingest: Arc<IngestService>,
     pub catalog: Arc<CatalogService>,
     pub delivery: Arc<DeliveryService>,
+    pub tenants: Arc<TenantService>,
     /// Who owns which variant, and how to reach them.
     pub cluster: ClusterRoute,
     /// Request allowances (Redis-backed in a cluster, so they hold across nodes).
     pub limiter: Arc<dyn RateLimiter>,
-    /// The per-key `/v1` rate; `None` for unlimited.
-    pub api_rate: Option<Rate>,
+    /// The `/v1` rates per client address and per key.
+    pub api_limits: ApiLimits,
+    /// The header a trusted proxy puts the client address in (`x-forwarded-for`); `None` to
+    /// use the peer address.
+    pub client_ip_header: Option<axum::http::HeaderName>,
     /// Renders `/metrics`; `None` when metrics are off.
     pub metrics: Option<PrometheusHandle>,
     /// Prefix for absolute URLs in responses (`https://img.example.com`); empty for relative.

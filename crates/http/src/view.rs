@@ -4,7 +4,7 @@ use imgd_core::model::{ImageRecord, Millis, UserMetadata};
 use serde::Serialize;
 
 /// An image as the API returns it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ImageView {
     pub id: String,
     pub hash: String,
@@ -18,12 +18,13 @@ pub struct ImageView {
     pub filename: Option<String>,
     pub blurhash: Option<String>,
     pub tags: Vec<String>,
+    #[schema(value_type = Object)]
     pub metadata: UserMetadata,
     pub urls: Urls,
 }
 
 /// Where to fetch an image.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Urls {
     pub original: String,
     /// An example variant: a 400 px wide WebP.

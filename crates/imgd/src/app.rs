@@ -17,6 +17,7 @@ use imgd_cluster::{
 };
 use imgd_core::port::{BlobStore, IngestLimits, LockManager, Member, MetadataRepo, RateLimiter};
 use imgd_core::service::auth::{AuthService, Bootstrap};
+use imgd_core::service::tenancy::TenantService;
 use imgd_core::service::catalog::CatalogService;
 use imgd_core::service::delivery::{DeliveryService, DeliverySettings};
 use imgd_core::service::ingest::{IngestService, IngestSettings};
@@ -190,7 +191,8 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
         config.render.queue,
         Duration::from_secs(config.render.timeout_secs),
     ));
-    let delivery = Arc::new(DeliveryService::new(
+    let record_cache_ttl = Duration::from_millis(config.render.record_cache_ttl_ms);
+    let mut delivery = DeliveryService::new(
         ports.clone(),
         pool.clone(),
         DeliverySettings {
@@ -200,9 +202,14 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
             lock_ttl,
             memory_cache_bytes: config.render.memory_cache_mb * 1024 * 1024,
             memory_item_max_bytes: config.render.memory_item_max_kb * 1024,
-            record_cache_ttl: Duration::from_millis(config.render.record_cache_ttl_ms),
+            record_cache_ttl,
         },
-    ));
+    );
+    if let Some(rate) = config.render_rate() {
+        delivery = delivery.with_render_budget(coordination.limiter.clone(), rate);
+    }
+    let delivery = Arc::new(delivery);
+    let tenants = Arc::new(TenantService::new(ports.repo.clone(), record_cache_ttl));
     let forget = delivery.clone();
     let catalog = Arc::new(CatalogService::new(
         ports.clone(),
@@ -226,9 +233,11 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
         ingest,
         catalog,
         delivery,
+        tenants,
         cluster: coordination.route,
         limiter: coordination.limiter,
-        api_rate: config.api_rate(),
+        api_limits: config.api_limits(),
+        client_ip_header: config.client_ip_header(),
         metrics: Some(metrics),
         public_url: config.server.public_url.as_str().into(),
         draining: Arc::new(AtomicBool::new(false)),
@@ -274,7 +283,8 @@ impl Server {
             self.listener.tap_io(|tcp| {
                 let _ = tcp.set_nodelay(true);
             }),
-            router,
+            // The peer address feeds per-client rate limits.
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(signal);
         let grace = self.grace;

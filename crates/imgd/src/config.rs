@@ -100,6 +100,7 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub public_url: String,
     pub shutdown_grace_secs: u64,
+    pub client_ip_header: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -117,6 +118,12 @@ pub struct LimitsConfig {
     pub max_output_dimension: u32,
     pub api_requests_per_minute: u32,
     pub api_burst: u32,
+    pub client_requests_per_minute: u32,
+    pub client_burst: u32,
+    pub uploads_per_minute: u32,
+    pub upload_burst: u32,
+    pub renders_per_minute: u32,
+    pub render_burst: u32,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -365,11 +372,27 @@ impl Config {
         }
     }
 
-    /// The per-key `/v1` request rate, if limited.
-    pub fn api_rate(&self) -> Option<imgd_core::port::Rate> {
+    /// The `/v1` rates per client address, per key and per key's uploads.
+    pub fn api_limits(&self) -> imgd_http::middleware::access::ApiLimits {
         let l = &self.limits;
-        (l.api_requests_per_minute > 0)
-            .then(|| imgd_core::port::Rate::per_minute(l.api_requests_per_minute, l.api_burst))
+        imgd_http::middleware::access::ApiLimits {
+            client: rate(l.client_requests_per_minute, l.client_burst),
+            key: rate(l.api_requests_per_minute, l.api_burst),
+            upload: rate(l.uploads_per_minute, l.upload_burst),
+        }
+    }
+
+    /// Renders per tenant, if limited.
+    pub fn render_rate(&self) -> Option<imgd_core::port::Rate> {
+        rate(self.limits.renders_per_minute, self.limits.render_burst)
+    }
+
+    /// The client-address header, if configured and valid.
+    pub fn client_ip_header(&self) -> Option<axum::http::HeaderName> {
+        let name = self.server.client_ip_header.trim();
+        (!name.is_empty())
+            .then(|| axum::http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).ok())
+            .flatten()
     }
 
     /// This node's id: configured, else the host name (a StatefulSet pod's stable name).
@@ -577,4 +600,9 @@ mod tests {
             .is_ok()
         );
     }
+}
+
+/// A per-minute rate; 0 means unlimited.
+fn rate(per_minute: u32, burst: u32) -> Option<imgd_core::port::Rate> {
+    (per_minute > 0).then(|| imgd_core::port::Rate::per_minute(per_minute, burst))
 }

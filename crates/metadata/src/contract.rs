@@ -11,7 +11,12 @@ use imgd_core::model::{
 };
 use imgd_core::port::MetadataRepo;
 
-fn image(tenant: &TenantId, hash: &ContentHash, created_at: i64, tags: &[&str]) -> ImageRecord {
+pub(crate) fn image(
+    tenant: &TenantId,
+    hash: &ContentHash,
+    created_at: i64,
+    tags: &[&str],
+) -> ImageRecord {
     ImageRecord {
         id: ImageId::generate(),
         tenant: tenant.clone(),
@@ -34,6 +39,7 @@ fn image(tenant: &TenantId, hash: &ContentHash, created_at: i64, tags: &[&str]) 
 
 /// Runs the whole contract against `repo`.
 pub async fn run(repo: Arc<dyn MetadataRepo>) {
+    crate::contract_tenancy::run(repo.as_ref()).await;
     let repo = repo.as_ref();
     let unique = ImageId::generate();
     let tenant = TenantId::new(format!("t-{unique}"));
@@ -67,6 +73,7 @@ pub async fn run(repo: Arc<dyn MetadataRepo>) {
         secret_hash: format!("hash-{unique}"),
         created_at: 1,
         revoked: false,
+        name: Some("ci".into()),
     };
     repo.put_api_key(&key).await.unwrap();
     assert_eq!(repo.api_key(&key.id).await.unwrap(), Some(key.clone()));

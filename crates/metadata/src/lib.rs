@@ -3,12 +3,15 @@
 //! - [`sqlite`]: the embedded default, one file in the data dir, migrations in
 //!   `migrations/sqlite` applied at open.
 //! - [`postgres`]: PostgreSQL for clusters, migrations in `migrations/postgres`.
+//! - `tenancy`: tenants, key listings and presets, one set of queries for both engines.
 //! - [`contract`]: the behaviour every repo must show, run against each implementation.
 
 pub mod contract;
+mod contract_tenancy;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
+mod tenancy;
 
 pub use postgres::PostgresRepo;
 pub use sqlite::SqliteRepo;

@@ -10,13 +10,17 @@ use std::time::Duration;
 
 use imgd_core::id::{ContentHash, ImageId, TenantId, VariantKey};
 use imgd_core::model::{
-    ApiKeyRecord, DeletedImage, ImagePatch, ImageRecord, ListQuery, Role, VariantRecord, now_millis,
+    ApiKeyRecord, DeletedImage, ImagePatch, ImageRecord, ListQuery, PresetRecord, TenantRecord,
+    VariantRecord, now_millis,
 };
 use imgd_core::port::MetadataRepo;
 use imgd_core::{Error, Result};
 
 use crate::rows::{IMAGE_COLUMNS, db_error, image_from_row, variant_from_row};
-use sqlx::postgres::{PgPoolOptions, PgRow};
+use crate::tenancy::{
+    CHARGE_USAGE, REFUND_USAGE, Scope, impl_tenancy_repo, key_from_row, quota_exceeded,
+};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Row};
 
 /// The PostgreSQL repo.
@@ -24,29 +28,8 @@ pub struct PostgresRepo {
     pool: PgPool,
 }
 
-/// Whose rows a transaction may see under row-level security.
-#[derive(Clone, Copy)]
-enum Scope<'a> {
-    Tenant(&'a TenantId),
-    /// Lookups that are cross-tenant by design: authenticating a key, serving an image by id.
-    AllTenants,
-}
-
 fn db(e: sqlx::Error) -> Error {
     db_error("postgres", e)
-}
-
-fn key_from_row(row: &PgRow) -> Result<ApiKeyRecord> {
-    let role: String = row.get("role");
-    Ok(ApiKeyRecord {
-        id: row.get("id"),
-        tenant: TenantId::new(row.get::<String, _>("tenant_id")),
-        role: Role::from_name(&role)
-            .ok_or_else(|| Error::internal(format!("unknown role {role}")))?,
-        secret_hash: row.get("secret_hash"),
-        created_at: row.get("created_at"),
-        revoked: row.get::<bool, _>("revoked"),
-    })
 }
 
 impl PostgresRepo {
@@ -115,6 +98,8 @@ impl PostgresRepo {
     }
 }
 
+impl_tenancy_repo!(PostgresRepo);
+
 #[async_trait::async_trait]
 impl MetadataRepo for PostgresRepo {
     async fn ensure_tenant(&self, id: &TenantId, name: &str) -> Result<()> {
@@ -148,9 +133,10 @@ impl MetadataRepo for PostgresRepo {
     async fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
         let mut tx = self.scoped(Scope::Tenant(&key.tenant)).await?;
         sqlx::query(
-            "INSERT INTO api_keys (id, tenant_id, role, secret_hash, created_at, revoked) VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO api_keys (id, tenant_id, role, secret_hash, created_at, revoked, name) VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (id) DO UPDATE SET tenant_id = excluded.tenant_id, role = excluded.role,
-               secret_hash = excluded.secret_hash, created_at = excluded.created_at, revoked = excluded.revoked",
+               secret_hash = excluded.secret_hash, created_at = excluded.created_at, revoked = excluded.revoked,
+               name = excluded.name",
         )
         .bind(&key.id)
         .bind(key.tenant.as_str())
@@ -158,6 +144,7 @@ impl MetadataRepo for PostgresRepo {
         .bind(&key.secret_hash)
         .bind(key.created_at)
         .bind(key.revoked)
+        .bind(&key.name)
         .execute(&mut *tx)
         .await
         .map_err(db)?;
@@ -188,6 +175,15 @@ impl MetadataRepo for PostgresRepo {
 
     async fn insert_image(&self, image: &ImageRecord) -> Result<()> {
         let mut tx = self.scoped(Scope::Tenant(&image.tenant)).await?;
+        let charged = sqlx::query(CHARGE_USAGE)
+            .bind(image.tenant.as_str())
+            .bind(image.bytes as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if charged.rows_affected() != 1 {
+            return Err(quota_exceeded());
+        }
         sqlx::query(
             "INSERT INTO blobs (hash, size, refcount, created_at) VALUES ($1, $2, 1, $3)
              ON CONFLICT (hash) DO UPDATE SET refcount = blobs.refcount + 1",
@@ -306,17 +302,24 @@ impl MetadataRepo for PostgresRepo {
 
     async fn delete_image(&self, tenant: &TenantId, id: &ImageId) -> Result<Option<DeletedImage>> {
         let mut tx = self.scoped(Scope::Tenant(tenant)).await?;
-        let Some(row) =
-            sqlx::query("DELETE FROM images WHERE id = $1 AND tenant_id = $2 RETURNING blob_hash")
-                .bind(id.as_str())
-                .bind(tenant.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?
+        let Some(row) = sqlx::query(
+            "DELETE FROM images WHERE id = $1 AND tenant_id = $2 RETURNING blob_hash, bytes",
+        )
+        .bind(id.as_str())
+        .bind(tenant.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?
         else {
             return Ok(None);
         };
         let hash = ContentHash::parse(row.get("blob_hash"))?;
+        sqlx::query(REFUND_USAGE)
+            .bind(tenant.as_str())
+            .bind(row.get::<i64, _>("bytes"))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         let refs: i64 = sqlx::query(
             "UPDATE blobs SET refcount = refcount - 1 WHERE hash = $1 RETURNING refcount",
         )

@@ -7,15 +7,17 @@ use std::time::Duration;
 
 use imgd_core::id::{ContentHash, ImageId, TenantId, VariantKey};
 use imgd_core::model::{
-    ApiKeyRecord, DeletedImage, ImagePatch, ImageRecord, ListQuery, Role, VariantRecord, now_millis,
+    ApiKeyRecord, DeletedImage, ImagePatch, ImageRecord, ListQuery, PresetRecord, TenantRecord,
+    VariantRecord, now_millis,
 };
 use imgd_core::port::MetadataRepo;
 use imgd_core::{Error, Result};
 
 use crate::rows::{IMAGE_COLUMNS, db_error, image_from_row, variant_from_row};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+use crate::tenancy::{
+    CHARGE_USAGE, REFUND_USAGE, Scope, impl_tenancy_repo, key_from_row, quota_exceeded,
 };
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
 /// The SQLite repo.
@@ -25,19 +27,6 @@ pub struct SqliteRepo {
 
 fn db(e: sqlx::Error) -> Error {
     db_error("sqlite", e)
-}
-
-fn key_from_row(row: &SqliteRow) -> Result<ApiKeyRecord> {
-    let role: String = row.get("role");
-    Ok(ApiKeyRecord {
-        id: row.get("id"),
-        tenant: TenantId::new(row.get::<String, _>("tenant_id")),
-        role: Role::from_name(&role)
-            .ok_or_else(|| Error::internal(format!("unknown role {role}")))?,
-        secret_hash: row.get("secret_hash"),
-        created_at: row.get("created_at"),
-        revoked: row.get::<i64, _>("revoked") != 0,
-    })
 }
 
 impl SqliteRepo {
@@ -62,6 +51,11 @@ impl SqliteRepo {
             .await
             .map_err(|e| Error::internal(format!("migrations: {e}")))?;
         Ok(SqliteRepo { pool })
+    }
+
+    /// A transaction; SQLite has no row-level security, so the scope is only documentation.
+    async fn scoped(&self, _scope: Scope<'_>) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.pool.begin().await.map_err(db)
     }
 
     async fn replace_tags(
@@ -91,6 +85,8 @@ impl SqliteRepo {
         Ok(())
     }
 }
+
+impl_tenancy_repo!(SqliteRepo);
 
 #[async_trait::async_trait]
 impl MetadataRepo for SqliteRepo {
@@ -124,9 +120,10 @@ impl MetadataRepo for SqliteRepo {
 
     async fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
         sqlx::query(
-            "INSERT INTO api_keys (id, tenant_id, role, secret_hash, created_at, revoked) VALUES (?, ?, ?, ?, ?, ?)
+            "INSERT INTO api_keys (id, tenant_id, role, secret_hash, created_at, revoked, name) VALUES (?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET tenant_id = excluded.tenant_id, role = excluded.role,
-               secret_hash = excluded.secret_hash, created_at = excluded.created_at, revoked = excluded.revoked",
+               secret_hash = excluded.secret_hash, created_at = excluded.created_at, revoked = excluded.revoked,
+               name = excluded.name",
         )
         .bind(&key.id)
         .bind(key.tenant.as_str())
@@ -134,6 +131,7 @@ impl MetadataRepo for SqliteRepo {
         .bind(&key.secret_hash)
         .bind(key.created_at)
         .bind(i64::from(key.revoked))
+        .bind(&key.name)
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -160,6 +158,15 @@ impl MetadataRepo for SqliteRepo {
 
     async fn insert_image(&self, image: &ImageRecord) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(db)?;
+        let charged = sqlx::query(CHARGE_USAGE)
+            .bind(image.tenant.as_str())
+            .bind(image.bytes as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if charged.rows_affected() != 1 {
+            return Err(quota_exceeded());
+        }
         sqlx::query(
             "INSERT INTO blobs (hash, size, refcount, created_at) VALUES (?, ?, 1, ?)
              ON CONFLICT (hash) DO UPDATE SET refcount = refcount + 1",
@@ -274,17 +281,24 @@ impl MetadataRepo for SqliteRepo {
 
     async fn delete_image(&self, tenant: &TenantId, id: &ImageId) -> Result<Option<DeletedImage>> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let Some(row) =
-            sqlx::query("DELETE FROM images WHERE id = ? AND tenant_id = ? RETURNING blob_hash")
-                .bind(id.as_str())
-                .bind(tenant.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?
+        let Some(row) = sqlx::query(
+            "DELETE FROM images WHERE id = ? AND tenant_id = ? RETURNING blob_hash, bytes",
+        )
+        .bind(id.as_str())
+        .bind(tenant.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?
         else {
             return Ok(None);
         };
         let hash = ContentHash::parse(row.get("blob_hash"))?;
+        sqlx::query(REFUND_USAGE)
+            .bind(tenant.as_str())
+            .bind(row.get::<i64, _>("bytes"))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         let refs: i64 = sqlx::query(
             "UPDATE blobs SET refcount = refcount - 1 WHERE hash = ? RETURNING refcount",
         )

@@ -24,11 +24,11 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local allow_at = tat + interval - burst * interval
 if now < allow_at then
-  return math.ceil(allow_at - now)
+  return {math.ceil(allow_at - now), 0}
 end
 local new_tat = tat + interval
 redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
-return 0";
+return {0, new_tat - now}";
 
 /// Cluster-wide GCRA limits in Redis.
 pub struct RedisLimiter {
@@ -57,8 +57,8 @@ impl RateLimiter for RedisLimiter {
         invocation
             .arg(rate.interval.as_micros() as u64)
             .arg(rate.burst);
-        let wait_micros: u64 = match self.redis.invoke(&invocation).await {
-            Ok(wait) => wait,
+        let (wait_micros, ahead_micros): (u64, u64) = match self.redis.invoke(&invocation).await {
+            Ok(answer) => answer,
             Err(e) => {
                 self.fallbacks.increment(1);
                 tracing::warn!(error = %e, "redis is unavailable; rate limiting on this node only");
@@ -66,7 +66,9 @@ impl RateLimiter for RedisLimiter {
             }
         };
         Ok(if wait_micros == 0 {
-            RateDecision::Allowed
+            RateDecision::Allowed {
+                remaining: crate::local_limit::remaining(rate, Duration::from_micros(ahead_micros)),
+            }
         } else {
             RateDecision::Limited {
                 retry_after: Duration::from_micros(wait_micros),
@@ -93,7 +95,10 @@ mod tests {
         let mut allowed = 0;
         for i in 0..8 {
             let node = if i % 2 == 0 { &a } else { &b };
-            if node.check("shared", rate).await.unwrap() == RateDecision::Allowed {
+            if matches!(
+                node.check("shared", rate).await.unwrap(),
+                RateDecision::Allowed { .. }
+            ) {
                 allowed += 1;
             }
         }
@@ -108,7 +113,10 @@ mod tests {
         let rate = Rate::per_minute(1, 2);
         let mut decisions = Vec::new();
         for _ in 0..3 {
-            decisions.push(limiter.check("k", rate).await.unwrap() == RateDecision::Allowed);
+            decisions.push(matches!(
+                limiter.check("k", rate).await.unwrap(),
+                RateDecision::Allowed { .. }
+            ));
         }
         assert_eq!(decisions, [true, true, false]);
     }

@@ -25,7 +25,8 @@ impl Rate {
 /// The answer for one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RateDecision {
-    Allowed,
+    /// Passed; `remaining` more requests would pass right now.
+    Allowed { remaining: u32 },
     /// Denied; the earliest moment another request would pass.
     Limited {
         retry_after: Duration,

@@ -2,7 +2,7 @@
 //! cluster one; a shared contract suite runs against all of them.
 //!
 //! - [`blob`]: content-addressed bytes (`BlobStore`).
-//! - [`metadata`]: records (`MetadataRepo`).
+//! - [`metadata`]: records (`MetadataRepo`, and `TenancyRepo` for tenants, keys, presets).
 //! - [`lock`]: keyed mutual exclusion (`LockManager`).
 //! - [`imaging`]: the CPU pipeline (`Imaging`), synchronous by design.
 //! - [`placement`]: which node owns a key (`Placement`).
@@ -19,5 +19,5 @@ pub use blob::{BlobKey, BlobRead, BlobStore, ByteRange};
 pub use imaging::{Imaging, IngestLimits, Inspection, Rendered};
 pub use limit::{Rate, RateDecision, RateLimiter};
 pub use lock::{LockGuard, LockManager};
-pub use metadata::MetadataRepo;
+pub use metadata::{MetadataRepo, TenancyRepo};
 pub use placement::{Member, Placement};

@@ -2,7 +2,11 @@
 //! so a leaked database does not leak usable keys, even for a weak operator-chosen key.
 //!
 //! The pepper lives in the metadata store (created by the first node to start), so every node of
-//! a cluster hashes alike. Roles and tenants beyond the bootstrap admin arrive with tenancy.
+//! a cluster hashes alike.
+//!
+//! Generated keys read `imgd_{id}_{secret}`: the id is public (it is how a key is listed and
+//! revoked, and how its row is found), the secret is 192 random bits. An operator-chosen admin
+//! key has no id inside it and is found by its hash instead.
 
 use std::sync::Arc;
 
@@ -34,6 +38,38 @@ pub enum Bootstrap {
     Existing,
     /// A new key was generated; the caller must hand it to the operator once.
     Generated(String),
+}
+
+/// A new key as created: the secret appears here once and is never stored.
+#[derive(Debug)]
+pub struct IssuedKey {
+    pub record: ApiKeyRecord,
+    pub secret: String,
+}
+
+/// What a caller asks for when creating a key.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    pub tenant_id: TenantId,
+    pub role: Role,
+    pub name: Option<String>,
+}
+
+/// Compares two equal-purpose digests without an early exit.
+fn digests_match(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// The id inside a generated secret (`imgd_{12 hex}_{...}`).
+fn embedded_id(secret: &str) -> Option<&str> {
+    let rest = secret.strip_prefix("imgd_")?;
+    let (id, tail) = rest.split_once('_')?;
+    (id.len() == 12 && !tail.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
 }
 
 /// Authenticates bearer keys.
@@ -82,6 +118,7 @@ impl AuthService {
             secret_hash: self.hash_secret(&secret),
             created_at: now_millis(),
             revoked: false,
+            name: Some("bootstrap admin".to_owned()),
         };
         let already = |found: Option<ApiKeyRecord>| {
             found.is_some_and(|k| k.id == BOOTSTRAP_KEY_ID && !k.revoked)
@@ -105,11 +142,16 @@ impl AuthService {
         if secret.is_empty() || secret.len() > 256 {
             return Err(Error::Unauthorized);
         }
-        let key = self
-            .repo
-            .api_key_by_hash(&self.hash_secret(secret))
-            .await?
-            .ok_or(Error::Unauthorized)?;
+        let hash = self.hash_secret(secret);
+        let key = match embedded_id(secret) {
+            Some(id) => self
+                .repo
+                .api_key(id)
+                .await?
+                .filter(|k| digests_match(&k.secret_hash, &hash)),
+            None => self.repo.api_key_by_hash(&hash).await?,
+        }
+        .ok_or(Error::Unauthorized)?;
         if key.revoked {
             return Err(Error::Unauthorized);
         }
@@ -118,5 +160,93 @@ impl AuthService {
             tenant: key.tenant,
             role: key.role,
         })
+    }
+}
+
+impl AuthService {
+    /// Issues a key for `caller`: an admin for any tenant and role, an owner for its own tenant
+    /// and any role but admin. Another tenant is "not found" to an owner, as everywhere else.
+    pub async fn create_key(&self, caller: &Principal, new: NewKey) -> Result<IssuedKey> {
+        if caller.role != Role::Admin {
+            if new.tenant_id != caller.tenant {
+                return Err(Error::NotFound("tenant"));
+            }
+            if new.role == Role::Admin {
+                return Err(Error::Forbidden);
+            }
+        }
+        if let Some(name) = &new.name
+            && (name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control))
+        {
+            return Err(Error::invalid(
+                "invalid_name",
+                "a key name is 1 to 100 printable characters",
+            ));
+        }
+        if self.repo.tenant(&new.tenant_id).await?.is_none() {
+            return Err(Error::NotFound("tenant"));
+        }
+        let id = hex::encode(random_bytes::<6>());
+        let secret = format!("imgd_{id}_{}", hex::encode(random_bytes::<24>()));
+        let record = ApiKeyRecord {
+            id,
+            name: new.name,
+            tenant: new.tenant_id,
+            role: new.role,
+            secret_hash: self.hash_secret(&secret),
+            created_at: now_millis(),
+            revoked: false,
+        };
+        self.repo.put_api_key(&record).await?;
+        Ok(IssuedKey { record, secret })
+    }
+
+    /// The keys `caller` may see: every key for an admin, its tenant's for an owner.
+    pub async fn list_keys(&self, caller: &Principal) -> Result<Vec<ApiKeyRecord>> {
+        let scope = (caller.role != Role::Admin).then_some(&caller.tenant);
+        self.repo.api_keys(scope).await
+    }
+
+    /// Revokes a key `caller` may see. The caller's own key is refused: revoking it would lock
+    /// the caller out mid-session (use another key, or the CLI).
+    pub async fn revoke_key(&self, caller: &Principal, id: &str) -> Result<()> {
+        if id == caller.key_id {
+            return Err(Error::conflict(
+                "key_in_use",
+                "a key cannot revoke itself; use another key",
+            ));
+        }
+        let scope = (caller.role != Role::Admin).then_some(&caller.tenant);
+        if self.repo.revoke_api_key(scope, id).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound("key"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_secrets_carry_their_id_and_others_do_not() {
+        assert_eq!(embedded_id("imgd_0123456789ab_ffff"), Some("0123456789ab"));
+        for other in [
+            "imgd_0123456789ab_",
+            "imgd_0123_ff",
+            "imgd_xyz",
+            "secret",
+            "imgd_0123456789abff",
+        ] {
+            assert_eq!(embedded_id(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn digests_compare_whole() {
+        assert!(digests_match("abcd", "abcd"));
+        assert!(!digests_match("abcd", "abce"));
+        assert!(!digests_match("abcd", "abc"));
     }
 }

@@ -15,9 +15,9 @@ use moka::sync::Cache;
 use super::Ports;
 use super::render_pool::RenderPool;
 use crate::format::ImageFormat;
-use crate::id::{ImageId, VariantKey};
+use crate::id::{ImageId, TenantId, VariantKey};
 use crate::model::{ImageRecord, Millis, VariantRecord, now_millis};
-use crate::port::{BlobKey, BlobRead, ByteRange};
+use crate::port::{BlobKey, BlobRead, ByteRange, Rate, RateDecision, RateLimiter};
 use crate::transform::{Presets, QualityDefaults, RenderSpec, TransformLimits, TransformSpec};
 use crate::{Error, Result};
 
@@ -91,6 +91,10 @@ pub struct VariantPlan {
     pub key: VariantKey,
     /// The format came from `Accept` (`f=auto`).
     pub vary_accept: bool,
+    /// The options name at least one preset, whose meaning can change: not cacheable forever.
+    pub uses_preset: bool,
+    /// The options are preset names and nothing else (what `presets_only` lets through unsigned).
+    pub presets_only: bool,
 }
 
 #[derive(Clone)]
@@ -128,6 +132,10 @@ pub struct DeliveryService {
     settings: DeliverySettings,
     images: Cache<ImageId, Arc<ImageRecord>>,
     variants: Cache<VariantKey, CachedVariant>,
+    /// Each tenant's presets over the configured ones, for `record_cache_ttl`.
+    tenant_presets: Cache<TenantId, Arc<Presets>>,
+    /// Renders (variant cache misses) allowed per tenant.
+    render_budget: Option<(Arc<dyn RateLimiter>, Rate)>,
     metrics: DeliveryMetrics,
 }
 
@@ -148,13 +156,66 @@ impl DeliveryService {
             renders: metrics::counter!("imgd_variant_renders_total"),
             render_seconds: metrics::histogram!("imgd_render_duration_seconds"),
         };
+        let tenant_presets = Cache::builder()
+            .max_capacity(10_000)
+            .time_to_live(settings.record_cache_ttl)
+            .build();
         DeliveryService {
             ports,
             pool,
             settings,
             images,
             variants,
+            tenant_presets,
+            render_budget: None,
             metrics,
+        }
+    }
+
+    /// Limits renders per tenant to `rate`, shared through `limiter` (across a cluster when it
+    /// is Redis-backed). Cached variants are never limited.
+    pub fn with_render_budget(mut self, limiter: Arc<dyn RateLimiter>, rate: Rate) -> Self {
+        self.render_budget = Some((limiter, rate));
+        self
+    }
+
+    /// Forgets a tenant's cached presets (after a change on this node).
+    pub fn forget_presets(&self, tenant: &TenantId) {
+        self.tenant_presets.invalidate(tenant);
+    }
+
+    /// The presets a tenant's URLs may name: its own, then the configured ones.
+    async fn presets_for(&self, tenant: &TenantId) -> Result<Arc<Presets>> {
+        if let Some(presets) = self.tenant_presets.get(tenant) {
+            return Ok(presets);
+        }
+        let mut raw = std::collections::BTreeMap::new();
+        for preset in self.ports.repo.presets(tenant).await? {
+            if let Some(options) = preset.active_options() {
+                raw.insert(preset.name.clone(), options.to_owned());
+            }
+        }
+        let own = Presets::parse_lenient(&raw, &self.settings.transform_limits);
+        let presets = Arc::new(self.settings.presets.overridden_by(own));
+        self.tenant_presets.insert(tenant.clone(), presets.clone());
+        Ok(presets)
+    }
+
+    /// Checks a tenant's options as a preset would be checked (for the presets API).
+    pub fn validate_preset_options(&self, options: &str) -> Result<()> {
+        TransformSpec::parse(options, &Presets::default(), &self.settings.transform_limits)
+            .map(drop)
+            .map_err(|e| Error::invalid("invalid_preset", e.to_string()))
+    }
+
+    /// Spends one render from the tenant's budget.
+    async fn charge_render(&self, tenant: &TenantId) -> Result<()> {
+        let Some((limiter, rate)) = &self.render_budget else {
+            return Ok(());
+        };
+        match limiter.check(&format!("render:{tenant}"), *rate).await? {
+            RateDecision::Allowed { .. } => Ok(()),
+            RateDecision::Limited { retry_after } => Err(Error::RateLimited { retry_after }),
         }
     }
 
@@ -163,7 +224,8 @@ impl DeliveryService {
         self.images.invalidate(id);
     }
 
-    async fn image(&self, id: &ImageId) -> Result<Arc<ImageRecord>> {
+    /// The image record (cached), for callers that check its tenant's policy.
+    pub async fn image(&self, id: &ImageId) -> Result<Arc<ImageRecord>> {
         if let Some(image) = self.images.get(id) {
             return Ok(image);
         }
@@ -179,9 +241,8 @@ impl DeliveryService {
     }
 
     /// The original bytes of an image.
-    pub async fn original(&self, id: &ImageId) -> Result<Delivery> {
-        let image = self.image(id).await?;
-        Ok(Delivery {
+    pub fn original(&self, image: &ImageRecord) -> Delivery {
+        Delivery {
             payload: Payload::Stored(BlobKey::original(&image.hash)),
             len: image.bytes,
             format: image.format,
@@ -189,7 +250,7 @@ impl DeliveryService {
             last_modified: image.created_at,
             vary_accept: false,
             cache: None,
-        })
+        }
     }
 
     /// Resolves a variant request to its key without touching the variant itself, so a cluster
@@ -200,17 +261,17 @@ impl DeliveryService {
         options: &str,
         accept: Option<&str>,
     ) -> Result<VariantPlan> {
-        let spec = TransformSpec::parse(
-            options,
-            &self.settings.presets,
-            &self.settings.transform_limits,
-        )?;
         let image = self.image(id).await?;
+        let presets = self.presets_for(&image.tenant).await?;
+        let spec = TransformSpec::parse(options, &presets, &self.settings.transform_limits)?;
+        let named = options.split(',').filter(|t| !t.contains('=')).count();
         let resolved = spec.resolve(image.format, accept, &self.settings.quality);
         Ok(VariantPlan {
             key: resolved.spec.variant_key(&image.hash),
             spec: resolved.spec,
             vary_accept: resolved.vary_accept,
+            uses_preset: named > 0,
+            presets_only: named == options.split(',').count(),
             image,
         })
     }
@@ -230,6 +291,7 @@ impl DeliveryService {
         if let Some(found) = self.lookup(image, key, vary).await? {
             return Ok(found);
         }
+        self.charge_render(&image.tenant).await?;
         let rendered = self.render(image, &plan.spec, key).await?;
         Ok(from_memory(rendered, CacheStatus::Miss, vary))
     }

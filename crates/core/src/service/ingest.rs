@@ -128,6 +128,7 @@ impl IngestService {
     {
         let tags = validate_tags(&meta.tags)?;
         validate_metadata(&meta.metadata)?;
+        self.refuse_when_full(tenant).await?;
         let (mut staged, bytes, hash) = self.stage(body).await?;
         let limits = self.settings.limits;
         let imaging = self.ports.imaging.clone();
@@ -158,14 +159,38 @@ impl IngestService {
             .locks
             .lock(&blob_lock_key(&hash), self.settings.lock_ttl)
             .await?;
-        self.ports
-            .blobs
-            .put_file(&BlobKey::original(&hash), staged.path())
-            .await?;
-        self.ports.repo.insert_image(&record).await?;
+        let blob = BlobKey::original(&hash);
+        self.ports.blobs.put_file(&blob, staged.path()).await?;
+        if let Err(e) = self.ports.repo.insert_image(&record).await {
+            // Over quota (or a failed commit): bytes nobody refers to must not stay behind. The
+            // blob lock is held, so no other upload is between storing and referring to them.
+            if self.ports.repo.blob_refs(&hash).await.ok() == Some(0)
+                && let Err(cleanup) = self.ports.blobs.delete(&blob).await
+            {
+                tracing::warn!(error = %cleanup, %hash, "could not remove unreferenced bytes");
+            }
+            return Err(e);
+        }
         metrics::counter!("imgd_upload_bytes_total").increment(record.bytes);
         metrics::counter!("imgd_uploads_total", "format" => record.format.name()).increment(1);
         Ok(record)
+    }
+
+    /// Refuses before reading a byte when the tenant is already at its quota. The binding check
+    /// is the conditional update in `insert_image`; this one spares the client a wasted upload.
+    async fn refuse_when_full(&self, tenant: &TenantId) -> Result<()> {
+        let Some(t) = self.ports.repo.tenant(tenant).await? else {
+            return Err(Error::NotFound("tenant"));
+        };
+        let images_full = t.quota.images.is_some_and(|q| t.usage.images >= q);
+        let bytes_full = t.quota.bytes.is_some_and(|q| t.usage.bytes >= q);
+        if images_full || bytes_full {
+            return Err(Error::QuotaExceeded(format!(
+                "the tenant stores {} images and {} bytes, its quota is reached",
+                t.usage.images, t.usage.bytes
+            )));
+        }
+        Ok(())
     }
 
     /// Writes the body to a staging file, hashing and counting, and keeps a copy in memory for

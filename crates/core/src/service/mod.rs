@@ -6,6 +6,7 @@
 //! - [`catalog`]: get, list, tag and delete images.
 //! - [`delivery`]: originals and variants, rendered once and cached.
 //! - [`signing`]: signed delivery URLs (HMAC-SHA256, expiry, key rotation).
+//! - [`tenancy`]: tenants, their policy, quota, usage and signing keys; delivery admission.
 //! - [`staging`]: temp files for uploads that vanish unless committed.
 
 pub mod auth;
@@ -15,6 +16,7 @@ pub mod ingest;
 pub mod render_pool;
 pub mod signing;
 pub mod staging;
+pub mod tenancy;
 
 use std::sync::Arc;
 

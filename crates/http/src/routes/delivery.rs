@@ -1,28 +1,87 @@
-//! `/i/{id}` and `/i/{id}/{options}`: public delivery with full HTTP caching semantics.
+//! `/i/{id}` and `/i/{id}/{options}`: delivery with full HTTP caching semantics, under the
+//! delivery policy of the image's tenant (public, signed, presets only), checked on the node the
+//! client reached before any forwarding.
+//!
+//! `Cache-Control` follows what may change at the URL: nothing for plain options (a year,
+//! immutable); a preset's meaning for URLs naming one (a minute); a signed URL's validity for
+//! signed ones (until `exp`).
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use imgd_core::id::ImageId;
+use imgd_core::model::{DeliveryPolicy, ImageRecord, now_millis};
 use imgd_core::service::delivery::{Delivery, Payload};
+use imgd_core::service::tenancy::TenantService;
 
 use crate::conditional::{RangeOutcome, not_modified, range};
 use crate::error::{ApiError, error_response};
 use crate::state::AppState;
 
 /// A year, the longest `max-age` caches honour: content at a URL never changes.
-const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+const CACHE_FOREVER: &str = "public, max-age=31536000, immutable";
+/// For URLs naming a preset, whose active version an owner can switch.
+const CACHE_PRESET: &str = "public, max-age=60";
+const YEAR_SECS: u64 = 31_536_000;
+
+/// How long caches may keep a response.
+#[derive(Clone, Copy)]
+enum Lifetime {
+    Forever,
+    Preset,
+    /// Until a signed URL's `exp`, in seconds from now.
+    Signed(u64),
+}
+
+impl Lifetime {
+    fn header(self) -> HeaderValue {
+        match self {
+            Lifetime::Forever => HeaderValue::from_static(CACHE_FOREVER),
+            Lifetime::Preset => HeaderValue::from_static(CACHE_PRESET),
+            Lifetime::Signed(secs) => {
+                HeaderValue::from_str(&format!("public, max-age={}", secs.min(YEAR_SECS)))
+                    .expect("ascii")
+            }
+        }
+    }
+}
+
+/// Applies the tenant's policy to this request and says how long the answer may be cached.
+async fn admit(
+    state: &AppState,
+    image: &ImageRecord,
+    uri: &Uri,
+    presets_only: bool,
+    uses_preset: bool,
+) -> Result<Lifetime, ApiError> {
+    let tenant = state.tenants.cached(&image.tenant).await?;
+    TenantService::admit(&tenant, uri.path(), uri.query(), presets_only)?;
+    let expires_at = uri
+        .query()
+        .filter(|_| tenant.delivery != DeliveryPolicy::Public)
+        .filter(|q| q.split('&').any(|p| p.starts_with("sig=")))
+        .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("exp=")))
+        .and_then(|exp| exp.parse::<u64>().ok());
+    Ok(match expires_at {
+        Some(exp) => Lifetime::Signed(exp.saturating_sub((now_millis() / 1000).max(0) as u64)),
+        None if uses_preset => Lifetime::Preset,
+        None => Lifetime::Forever,
+    })
+}
 
 /// `GET`/`HEAD /i/{id}`.
 pub async fn original(
     State(state): State<AppState>,
     Path(id): Path<String>,
     method: Method,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let delivery = state.delivery.original(&ImageId::parse(&id)?).await?;
-    respond(&state, &delivery, &method, &headers).await
+    let image = state.delivery.image(&ImageId::parse(&id)?).await?;
+    let lifetime = admit(&state, &image, &uri, false, false).await?;
+    let delivery = state.delivery.original(&image);
+    respond(&state, &delivery, lifetime, &method, &headers).await
 }
 
 /// `GET`/`HEAD /i/{id}/{options}`: served here when this node owns the variant (or runs alone),
@@ -31,9 +90,10 @@ pub async fn variant(
     State(state): State<AppState>,
     Path((id, options)): Path<(String, String)>,
     method: Method,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    serve_variant(&state, &id, &options, &method, &headers, true).await
+    serve_variant(&state, &id, &options, &method, &headers, Some(&uri)).await
 }
 
 /// `GET`/`HEAD /internal/v1/i/{id}/{options}`: a peer forwarding a variant this node owns.
@@ -47,40 +107,56 @@ pub async fn internal_variant(
     if !state.cluster.is_peer(&headers) {
         return Err(imgd_core::Error::Unauthorized.into());
     }
-    serve_variant(&state, &id, &options, &method, &headers, false).await
+    serve_variant(&state, &id, &options, &method, &headers, None).await
 }
 
+/// Serves a variant. `public` is the client's request URI on the node the client reached (the
+/// policy is checked there, and only such a node forwards); `None` for a peer's forward.
 async fn serve_variant(
     state: &AppState,
     id: &str,
     options: &str,
     method: &Method,
     headers: &HeaderMap,
-    may_forward: bool,
+    public: Option<&Uri>,
 ) -> Result<Response, ApiError> {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let plan = state
         .delivery
         .plan_variant(&ImageId::parse(id)?, options, accept)
         .await?;
+    let lifetime = match public {
+        Some(uri) => admit(state, &plan.image, uri, plan.presets_only, plan.uses_preset).await?,
+        None if plan.uses_preset => Lifetime::Preset,
+        None => Lifetime::Forever,
+    };
+    let may_forward = public.is_some();
     let owner = may_forward
         .then(|| state.cluster.owner_elsewhere(&plan.key))
         .flatten();
     if let Some(owner) = owner {
         let path = format!("{id}/{options}");
         match state.cluster.forward(&owner, &path, method, headers).await {
-            Ok(relayed) => return Ok(relayed),
+            Ok(mut relayed) => {
+                // The owner cannot see the client's signature; the lifetime is decided here.
+                if relayed.status().is_success() || relayed.status() == StatusCode::NOT_MODIFIED {
+                    relayed
+                        .headers_mut()
+                        .insert(header::CACHE_CONTROL, lifetime.header());
+                }
+                return Ok(relayed);
+            }
             Err(e) => {
                 tracing::warn!(owner = %owner.id, error = %e, "serving a variant its owner did not")
             }
         }
     }
     let delivery = state.delivery.deliver(&plan).await?;
-    respond(state, &delivery, method, headers).await
+    respond(state, &delivery, lifetime, method, headers).await
 }
 
 /// Validators and caching headers shared by 200, 206 and 304.
-fn caching_headers(delivery: &Delivery) -> HeaderMap {
+fn caching_headers(delivery: &Delivery, lifetime: Lifetime) -> HeaderMap {
     let mut h = HeaderMap::new();
     let etag = format!("\"{}\"", delivery.etag);
     h.insert(
@@ -93,10 +169,7 @@ fn caching_headers(delivery: &Delivery) -> HeaderMap {
         header::LAST_MODIFIED,
         HeaderValue::from_str(&httpdate::fmt_http_date(modified)).expect("http date"),
     );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(CACHE_CONTROL),
-    );
+    h.insert(header::CACHE_CONTROL, lifetime.header());
     if delivery.vary_accept {
         h.insert(header::VARY, HeaderValue::from_static("Accept"));
     }
@@ -109,11 +182,12 @@ fn caching_headers(delivery: &Delivery) -> HeaderMap {
 async fn respond(
     state: &AppState,
     delivery: &Delivery,
+    lifetime: Lifetime,
     method: &Method,
     request: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let mut response = Response::new(Body::empty());
-    *response.headers_mut() = caching_headers(delivery);
+    *response.headers_mut() = caching_headers(delivery, lifetime);
     if delivery.cache.is_some() {
         // Which node served the variant: the owner, when it arrived through another node.
         let node = state.cluster.node_header().clone();

@@ -8,12 +8,13 @@ use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 use imgd_core::Error;
 use imgd_core::id::ImageId;
-use imgd_core::model::{Cursor, ImagePatch, Role, UserMetadata};
+use imgd_core::model::{Cursor, ImagePatch, UserMetadata};
 use imgd_core::service::ingest::UploadMeta;
 use serde::Serialize;
 
 use crate::error::ApiError;
-use crate::extract::{Caller, query_map, split_tags};
+use crate::extract::{Caller, JsonBody, query_map, split_tags};
+use crate::openapi::ApiErrors;
 use crate::state::AppState;
 use crate::view::ImageView;
 
@@ -22,15 +23,31 @@ const MAX_PARTS: usize = 32;
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// `POST /v1/images`: multipart (`file` parts; `tags` and `metadata` fields apply to the files
-/// after them) or a raw body (`?filename=&tags=a,b`).
+/// Upload images: a raw body (`?filename=&tags=a,b`), or multipart with `file` parts (`tags`
+/// and `metadata` fields apply to the files after them; several files answer 207 with one
+/// result each). The format is sniffed from the bytes.
+#[utoipa::path(post, path = "/v1/images", tag = "images",
+    security(("bearer" = ["writer"])),
+    params(
+        ("filename" = Option<String>, Query, description = "A label for the raw body"),
+        ("tags" = Option<String>, Query, description = "Comma-separated tags"),
+    ),
+    request_body(content(
+        (Vec<u8> = "application/octet-stream"),
+        (UploadForm = "multipart/form-data"),
+    )),
+    responses(
+        (status = 201, body = ImageView),
+        (status = 207, description = "One result per file", body = Object),
+        ApiErrors,
+    ))]
 pub async fn upload(
     State(state): State<AppState>,
     caller: Caller,
     RawQuery(query): RawQuery,
     request: Request,
 ) -> ApiResult<Response> {
-    let tenant = caller.require(Role::Writer)?.tenant.clone();
+    let tenant = caller.0.tenant.clone();
     let query = query_map(query.as_deref());
     let meta = UploadMeta {
         filename: query.get("filename").cloned(),
@@ -69,6 +86,28 @@ pub async fn upload(
         Json(ImageView::new(&image, &state.public_url)),
     )
         .into_response())
+}
+
+/// The multipart form of an upload.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only; parts are streamed, never collected into this
+pub struct UploadForm {
+    /// One or more image files.
+    #[schema(format = Binary, value_type = String)]
+    file: Vec<u8>,
+    /// Comma-separated tags for the files after it.
+    tags: Option<String>,
+    /// A JSON object for the files after it.
+    metadata: Option<String>,
+}
+
+/// `PATCH /v1/images/{id}` body; absent fields stay.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImageChanges {
+    pub tags: Option<Vec<String>>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<UserMetadata>,
 }
 
 /// One file's outcome in a multi-file upload.
@@ -182,19 +221,27 @@ async fn upload_multipart(
 }
 
 /// A page of images.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ListView {
     pub images: Vec<ImageView>,
     pub next_cursor: Option<String>,
 }
 
-/// `GET /v1/images?limit=&cursor=&tag=`: newest first.
+/// List the tenant's images, newest first.
+#[utoipa::path(get, path = "/v1/images", tag = "images",
+    security(("bearer" = ["reader"])),
+    params(
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 1000 (50)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("tag" = Option<String>, Query, description = "Only images with this tag"),
+    ),
+    responses((status = 200, body = ListView), ApiErrors))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<ListView>> {
-    let tenant = &caller.require(Role::Reader)?.tenant;
+    let tenant = &caller.0.tenant;
     let query = query_map(query.as_deref());
     let limit = match query.get("limit") {
         Some(l) => l
@@ -217,27 +264,38 @@ pub async fn list(
     }))
 }
 
-/// `GET /v1/images/{id}`.
+/// One image's metadata.
+#[utoipa::path(get, path = "/v1/images/{id}", tag = "images",
+    security(("bearer" = ["reader"])),
+    params(("id" = String, Path, description = "Image id")),
+    responses((status = 200, body = ImageView), ApiErrors))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ImageView>> {
-    let tenant = &caller.require(Role::Reader)?.tenant;
+    let tenant = &caller.0.tenant;
     let image = state.catalog.get(tenant, &ImageId::parse(&id)?).await?;
     Ok(Json(ImageView::new(&image, &state.public_url)))
 }
 
-/// `PATCH /v1/images/{id}` with `{"tags": [...], "metadata": {...}}`; unknown fields are refused.
+/// Replace an image's tags or metadata; unknown fields are refused.
+#[utoipa::path(patch, path = "/v1/images/{id}", tag = "images",
+    security(("bearer" = ["writer"])),
+    params(("id" = String, Path, description = "Image id")),
+    request_body = ImageChanges,
+    responses((status = 200, body = ImageView), ApiErrors))]
 pub async fn patch(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Bytes,
+    JsonBody(body): JsonBody<ImageChanges>,
 ) -> ApiResult<Json<ImageView>> {
-    let tenant = &caller.require(Role::Writer)?.tenant;
-    let patch: ImagePatch =
-        serde_json::from_slice(&body).map_err(|e| Error::invalid("invalid_json", e.to_string()))?;
+    let tenant = &caller.0.tenant;
+    let patch = ImagePatch {
+        tags: body.tags,
+        metadata: body.metadata,
+    };
     let image = state
         .catalog
         .patch(tenant, &ImageId::parse(&id)?, patch)
@@ -245,13 +303,17 @@ pub async fn patch(
     Ok(Json(ImageView::new(&image, &state.public_url)))
 }
 
-/// `DELETE /v1/images/{id}`: 204.
+/// Delete an image; its bytes go when no other image shares them.
+#[utoipa::path(delete, path = "/v1/images/{id}", tag = "images",
+    security(("bearer" = ["writer"])),
+    params(("id" = String, Path, description = "Image id")),
+    responses((status = 204, description = "Deleted"), ApiErrors))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let tenant = &caller.require(Role::Writer)?.tenant;
+    let tenant = &caller.0.tenant;
     state.catalog.delete(tenant, &ImageId::parse(&id)?).await?;
     Ok((StatusCode::NO_CONTENT, Body::empty()).into_response())
 }

@@ -1,0 +1,299 @@
+//! `/v1/tenants`: tenants (admin), and a tenant's own settings, usage and signing keys (its
+//! owner, or an admin).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use imgd_core::Error;
+use imgd_core::model::{DeliveryPolicy, Quota, SigningKey, TenantRecord, Usage};
+use imgd_core::service::tenancy::TenantPatch;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+use crate::extract::{Caller, JsonBody};
+use crate::openapi::ApiErrors;
+use crate::state::AppState;
+use crate::view::rfc3339;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// `POST /v1/tenants` body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    /// 1 to 64 of `A-Z a-z 0-9 . _ -`, unique.
+    #[schema(example = "acme")]
+    pub name: String,
+}
+
+/// `PATCH /v1/tenants/{id}` body; absent fields stay. An owner may set `delivery`; the rest
+/// needs an admin.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantChanges {
+    pub name: Option<String>,
+    pub delivery: Option<DeliveryView>,
+    pub disabled: Option<bool>,
+    pub quota: Option<QuotaView>,
+}
+
+/// Who may fetch the tenant's images from `/i/...` without a key.
+#[derive(Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryView {
+    Public,
+    Signed,
+    PresetsOnly,
+}
+
+impl From<DeliveryView> for DeliveryPolicy {
+    fn from(v: DeliveryView) -> Self {
+        match v {
+            DeliveryView::Public => DeliveryPolicy::Public,
+            DeliveryView::Signed => DeliveryPolicy::Signed,
+            DeliveryView::PresetsOnly => DeliveryPolicy::PresetsOnly,
+        }
+    }
+}
+
+impl From<DeliveryPolicy> for DeliveryView {
+    fn from(p: DeliveryPolicy) -> Self {
+        match p {
+            DeliveryPolicy::Public => DeliveryView::Public,
+            DeliveryPolicy::Signed => DeliveryView::Signed,
+            DeliveryPolicy::PresetsOnly => DeliveryView::PresetsOnly,
+        }
+    }
+}
+
+/// Storage limits; `null` is unlimited.
+#[derive(Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaView {
+    #[schema(minimum = 0)]
+    pub bytes: Option<u64>,
+    #[schema(minimum = 0)]
+    pub images: Option<u64>,
+}
+
+/// What a tenant stores now.
+#[derive(Serialize, ToSchema)]
+pub struct UsageView {
+    pub bytes: u64,
+    pub images: u64,
+}
+
+impl From<Usage> for UsageView {
+    fn from(u: Usage) -> Self {
+        UsageView {
+            bytes: u.bytes,
+            images: u.images,
+        }
+    }
+}
+
+impl From<Quota> for QuotaView {
+    fn from(q: Quota) -> Self {
+        QuotaView {
+            bytes: q.bytes,
+            images: q.images,
+        }
+    }
+}
+
+/// A signing key without its secret.
+#[derive(Serialize, ToSchema)]
+pub struct SigningKeyView {
+    pub id: String,
+    pub created_at: String,
+}
+
+/// A new signing key: the secret is shown this once.
+#[derive(Serialize, ToSchema)]
+pub struct IssuedSigningKey {
+    pub id: String,
+    /// 64 hex digits; HMAC-SHA256 key for `sig`.
+    pub secret: String,
+    pub created_at: String,
+}
+
+/// A tenant.
+#[derive(Serialize, ToSchema)]
+pub struct TenantView {
+    pub id: String,
+    pub name: String,
+    pub disabled: bool,
+    pub delivery: DeliveryView,
+    pub quota: QuotaView,
+    pub usage: UsageView,
+    /// Active signing keys, newest (the one `POST /v1/sign` uses) first.
+    pub signing_keys: Vec<SigningKeyView>,
+    pub created_at: String,
+}
+
+impl From<&SigningKey> for SigningKeyView {
+    fn from(k: &SigningKey) -> Self {
+        SigningKeyView {
+            id: k.id.clone(),
+            created_at: rfc3339(k.created_at),
+        }
+    }
+}
+
+impl From<&TenantRecord> for TenantView {
+    fn from(t: &TenantRecord) -> Self {
+        TenantView {
+            id: t.id.to_string(),
+            name: t.name.clone(),
+            disabled: t.disabled,
+            delivery: t.delivery.into(),
+            quota: t.quota.into(),
+            usage: t.usage.into(),
+            signing_keys: t.signing_keys.iter().map(Into::into).collect(),
+            created_at: rfc3339(t.created_at),
+        }
+    }
+}
+
+/// Every tenant.
+#[derive(Serialize, ToSchema)]
+pub struct TenantList {
+    pub tenants: Vec<TenantView>,
+}
+
+/// A tenant's usage against its quota.
+#[derive(Serialize, ToSchema)]
+pub struct UsageReport {
+    pub tenant_id: String,
+    pub usage: UsageView,
+    pub quota: QuotaView,
+}
+
+/// Create a tenant (public delivery, no quota, one signing key).
+#[utoipa::path(post, path = "/v1/tenants", tag = "tenants",
+    security(("bearer" = ["admin"])),
+    request_body = NewTenant,
+    responses((status = 201, body = TenantView), ApiErrors))]
+pub async fn create(
+    State(state): State<AppState>,
+    _caller: Caller,
+    JsonBody(body): JsonBody<NewTenant>,
+) -> ApiResult<Response> {
+    let tenant = state.tenants.create(&body.name).await?;
+    Ok((StatusCode::CREATED, Json(TenantView::from(&tenant))).into_response())
+}
+
+/// List every tenant.
+#[utoipa::path(get, path = "/v1/tenants", tag = "tenants",
+    security(("bearer" = ["admin"])),
+    responses((status = 200, body = TenantList), ApiErrors))]
+pub async fn list(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<TenantList>> {
+    let tenants = state.tenants.list().await?;
+    Ok(Json(TenantList {
+        tenants: tenants.iter().map(TenantView::from).collect(),
+    }))
+}
+
+/// One tenant: the caller's own, or any for an admin.
+#[utoipa::path(get, path = "/v1/tenants/{id}", tag = "tenants",
+    security(("bearer" = ["owner"])),
+    params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 200, body = TenantView), ApiErrors))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TenantView>> {
+    let tenant = state.tenants.get(&caller.tenant_in_reach(&id)?).await?;
+    Ok(Json(TenantView::from(&tenant)))
+}
+
+/// Change a tenant: `delivery` (owner or admin); `name`, `disabled`, `quota` (admin).
+#[utoipa::path(patch, path = "/v1/tenants/{id}", tag = "tenants",
+    security(("bearer" = ["owner"])),
+    params(("id" = String, Path, description = "Tenant id")),
+    request_body = TenantChanges,
+    responses((status = 200, body = TenantView), ApiErrors))]
+pub async fn patch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<TenantChanges>,
+) -> ApiResult<Json<TenantView>> {
+    let id = caller.tenant_in_reach(&id)?;
+    let patch = TenantPatch {
+        name: body.name,
+        delivery: body.delivery.map(Into::into),
+        disabled: body.disabled,
+        quota: body.quota.map(|q| Quota {
+            bytes: q.bytes,
+            images: q.images,
+        }),
+    };
+    if patch.needs_admin() && !caller.is_admin() {
+        return Err(Error::Forbidden.into());
+    }
+    let tenant = state.tenants.update(&id, patch).await?;
+    Ok(Json(TenantView::from(&tenant)))
+}
+
+/// A tenant's usage and quota.
+#[utoipa::path(get, path = "/v1/tenants/{id}/usage", tag = "tenants",
+    security(("bearer" = ["reader"])),
+    params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 200, body = UsageReport), ApiErrors))]
+pub async fn usage(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UsageReport>> {
+    let tenant = state.tenants.get(&caller.tenant_in_reach(&id)?).await?;
+    Ok(Json(UsageReport {
+        tenant_id: tenant.id.to_string(),
+        usage: tenant.usage.into(),
+        quota: tenant.quota.into(),
+    }))
+}
+
+/// Add a signing key, which signs from now on. The previous newest stays valid; older ones are
+/// retired (two are active at most).
+#[utoipa::path(post, path = "/v1/tenants/{id}/signing-keys", tag = "tenants",
+    security(("bearer" = ["owner"])),
+    params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 201, body = IssuedSigningKey), ApiErrors))]
+pub async fn rotate_signing_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let (_, key) = state
+        .tenants
+        .rotate_signing_key(&caller.tenant_in_reach(&id)?)
+        .await?;
+    let issued = IssuedSigningKey {
+        id: key.id,
+        secret: key.secret,
+        created_at: rfc3339(key.created_at),
+    };
+    Ok((StatusCode::CREATED, Json(issued)).into_response())
+}
+
+/// Retire a signing key: URLs it signed stop working. The last key cannot be retired.
+#[utoipa::path(delete, path = "/v1/tenants/{id}/signing-keys/{key_id}", tag = "tenants",
+    security(("bearer" = ["owner"])),
+    params(("id" = String, Path, description = "Tenant id"),
+           ("key_id" = String, Path, description = "Signing key id")),
+    responses((status = 204, description = "Retired"), ApiErrors))]
+pub async fn retire_signing_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, key_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    state
+        .tenants
+        .retire_signing_key(&caller.tenant_in_reach(&id)?, &key_id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
