@@ -65,7 +65,7 @@ fn open_blob_store(config: &Config) -> Result<Arc<dyn BlobStore>> {
 }
 
 /// The configured metadata database: SQLite in the data dir, or PostgreSQL.
-async fn open_metadata(config: &Config) -> Result<Arc<dyn MetadataRepo>> {
+pub async fn open_metadata(config: &Config) -> Result<Arc<dyn MetadataRepo>> {
     let url = &config.database.url;
     Ok(if url.is_empty() {
         Arc::new(

@@ -22,6 +22,81 @@ pub enum Command {
     Render(RenderArgs),
     /// Print the resolved configuration (defaults < file < environment < flags) as TOML.
     Config(ServeArgs),
+    /// Manage tenants and keys directly in the metadata store (the server need not run).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Sign a delivery URL with a tenant's signing secret, offline.
+    Sign(SignArgs),
+}
+
+/// `imgd admin ...`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// `imgd admin tenant ...`.
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant; prints it as JSON, with its first signing key's secret.
+    Create {
+        /// 1 to 64 of A-Z a-z 0-9 . _ -
+        name: String,
+        #[command(flatten)]
+        store: ServeArgs,
+    },
+    /// List tenants as JSON lines.
+    List {
+        #[command(flatten)]
+        store: ServeArgs,
+    },
+}
+
+/// `imgd admin key ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key; prints it as JSON, with the secret (shown this once).
+    Create {
+        /// Tenant id or name.
+        #[arg(long)]
+        tenant: String,
+        /// admin, owner, writer or reader.
+        #[arg(long)]
+        role: String,
+        /// A label for people.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        store: ServeArgs,
+    },
+    /// Revoke a key by id.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        store: ServeArgs,
+    },
+}
+
+/// Flags of `sign`.
+#[derive(Debug, clap::Args)]
+pub struct SignArgs {
+    /// The path to sign: `/i/{id}` or `/i/{id}/{options}`.
+    #[arg(long)]
+    pub path: String,
+    /// The tenant's signing secret (64 hex digits).
+    #[arg(long, env = "IMGD_SIGNING_SECRET", hide_env_values = true)]
+    pub secret: String,
+    /// Seconds the URL stays valid.
+    #[arg(long, default_value_t = 3600)]
+    pub expires_in: u64,
+    /// Prefix for the printed URL, e.g. https://img.example.com.
+    #[arg(long, default_value = "")]
+    pub base_url: String,
 }
 
 /// Flags of `serve` (and `config`).

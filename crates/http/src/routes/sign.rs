@@ -53,6 +53,22 @@ pub async fn sign(
         )
         .into());
     }
+    // Only the caller's own images: a URL for another tenant's would not verify anyway, and
+    // answering 404 keeps "does this id exist elsewhere" unanswerable.
+    let id = body
+        .path
+        .strip_prefix("/i/")
+        .and_then(|rest| rest.split('/').next())
+        .ok_or_else(|| {
+            Error::invalid(
+                "invalid_path",
+                "path must be /i/{id} or /i/{id}/{options}, without a query",
+            )
+        })?;
+    state
+        .catalog
+        .get(&caller.0.tenant, &imgd_core::id::ImageId::parse(id)?)
+        .await?;
     let signed = state
         .tenants
         .sign(

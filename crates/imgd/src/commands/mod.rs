@@ -2,9 +2,13 @@
 //!
 //! - [`serve`]: run the server until SIGTERM/SIGINT, then drain.
 //! - [`render`]: render local files with a variant spec.
+//! - [`admin`]: tenants and keys, straight in the metadata store.
+//! - [`sign`]: sign a delivery URL offline.
 
+pub mod admin;
 pub mod render;
 pub mod serve;
+pub mod sign;
 
 use anyhow::Result;
 
@@ -27,6 +31,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             let config = Config::load(&overrides, std::env::vars())?;
             tokio::task::spawn_blocking(move || render::run(&config, &args)).await?
         }
+        Command::Admin(command) => admin::run(command).await,
+        Command::Sign(args) => sign::run(&args),
         Command::Config(args) => {
             let mut config = Config::load(&args.overrides(), std::env::vars())?;
             config.hide_secrets();

@@ -62,10 +62,13 @@ async fn resizes_crops_and_converts() {
             let p = probe(&bytes);
             assert_eq!((p.width, p.height), size, "{options}");
         }
-        assert_eq!(
-            headers["cache-control"],
+        // A preset's meaning can be switched by its owner, so URLs naming one are not forever.
+        let expected = if options.starts_with("thumb") {
+            "public, max-age=60"
+        } else {
             "public, max-age=31536000, immutable"
-        );
+        };
+        assert_eq!(headers["cache-control"], expected, "{options}");
         assert_eq!(headers["x-content-type-options"], "nosniff");
     }
 }
