@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use imgd_core::Error;
-use imgd_core::model::Role;
 use imgd_core::id::TenantId;
+use imgd_core::model::Role;
 use imgd_core::service::auth::Principal;
 
 use crate::error::ApiError;
@@ -77,9 +77,7 @@ const MAX_JSON_BYTES: usize = 1024 * 1024;
 /// which every body type denies so nothing is set by mass assignment).
 pub struct JsonBody<T>(pub T);
 
-impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S>
-    for JsonBody<T>
-{
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {

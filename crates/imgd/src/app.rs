@@ -17,11 +17,11 @@ use imgd_cluster::{
 };
 use imgd_core::port::{BlobStore, IngestLimits, LockManager, Member, MetadataRepo, RateLimiter};
 use imgd_core::service::auth::{AuthService, Bootstrap};
-use imgd_core::service::tenancy::TenantService;
 use imgd_core::service::catalog::CatalogService;
 use imgd_core::service::delivery::{DeliveryService, DeliverySettings};
 use imgd_core::service::ingest::{IngestService, IngestSettings};
 use imgd_core::service::render_pool::RenderPool;
+use imgd_core::service::tenancy::TenantService;
 use imgd_core::service::{Ports, staging};
 use imgd_http::{AppServices, AppState, ClusterRoute};
 use imgd_imaging::Pipeline;

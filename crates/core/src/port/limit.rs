@@ -28,9 +28,7 @@ pub enum RateDecision {
     /// Passed; `remaining` more requests would pass right now.
     Allowed { remaining: u32 },
     /// Denied; the earliest moment another request would pass.
-    Limited {
-        retry_after: Duration,
-    },
+    Limited { retry_after: Duration },
 }
 
 /// Keyed GCRA limiters.

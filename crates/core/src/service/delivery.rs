@@ -203,9 +203,13 @@ impl DeliveryService {
 
     /// Checks a tenant's options as a preset would be checked (for the presets API).
     pub fn validate_preset_options(&self, options: &str) -> Result<()> {
-        TransformSpec::parse(options, &Presets::default(), &self.settings.transform_limits)
-            .map(drop)
-            .map_err(|e| Error::invalid("invalid_preset", e.to_string()))
+        TransformSpec::parse(
+            options,
+            &Presets::default(),
+            &self.settings.transform_limits,
+        )
+        .map(drop)
+        .map_err(|e| Error::invalid("invalid_preset", e.to_string()))
     }
 
     /// Spends one render from the tenant's budget.

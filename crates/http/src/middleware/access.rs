@@ -194,7 +194,10 @@ fn client_address(state: &AppState, request: &Request) -> String {
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
@@ -233,8 +236,7 @@ pub async fn gate(
     if roles.required(request.method(), &route).is_none() {
         return with_limits(undeclared(&roles, &route), &tightest);
     }
-    let principal = match admit(&state, &roles, request.method(), &route, request.headers()).await
-    {
+    let principal = match admit(&state, &roles, request.method(), &route, request.headers()).await {
         Ok(p) => p,
         Err(e) => return with_limits(e.into_response(), &tightest),
     };

@@ -94,7 +94,11 @@ fn checked_name(name: &str) -> Result<&str, ApiError> {
     }
 }
 
-fn changed(state: &AppState, tenant: &TenantId, preset: Option<PresetRecord>) -> ApiResult<Json<PresetView>> {
+fn changed(
+    state: &AppState,
+    tenant: &TenantId,
+    preset: Option<PresetRecord>,
+) -> ApiResult<Json<PresetView>> {
     state.delivery.forget_presets(tenant);
     let preset = preset.ok_or(Error::NotFound("preset"))?;
     Ok(Json(PresetView::from(&preset)))
@@ -145,7 +149,11 @@ pub async fn put(
     let name = checked_name(&name)?;
     state.delivery.validate_preset_options(&body.options)?;
     let tenant = &caller.0.tenant;
-    let preset = state.ports.repo.put_preset(tenant, name, &body.options).await?;
+    let preset = state
+        .ports
+        .repo
+        .put_preset(tenant, name, &body.options)
+        .await?;
     changed(&state, tenant, Some(preset))
 }
 
@@ -200,7 +208,12 @@ pub async fn delete(
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     let tenant = &caller.0.tenant;
-    if !state.ports.repo.delete_preset(tenant, checked_name(&name)?).await? {
+    if !state
+        .ports
+        .repo
+        .delete_preset(tenant, checked_name(&name)?)
+        .await?
+    {
         return Err(Error::NotFound("preset").into());
     }
     state.delivery.forget_presets(tenant);

@@ -7,9 +7,12 @@ mod common;
 mod postgres;
 
 mod api;
+mod authz;
 mod delivery;
 mod ingest;
 mod ops;
 mod outages;
 mod process;
+mod signed;
+mod tenancy;
 mod variants;
