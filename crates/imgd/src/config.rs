@@ -443,6 +443,11 @@ impl Config {
     }
 }
 
+/// A per-minute rate; 0 means unlimited.
+fn rate(per_minute: u32, burst: u32) -> Option<imgd_core::port::Rate> {
+    (per_minute > 0).then(|| imgd_core::port::Rate::per_minute(per_minute, burst))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -600,9 +605,4 @@ mod tests {
             .is_ok()
         );
     }
-}
-
-/// A per-minute rate; 0 means unlimited.
-fn rate(per_minute: u32, burst: u32) -> Option<imgd_core::port::Rate> {
-    (per_minute > 0).then(|| imgd_core::port::Rate::per_minute(per_minute, burst))
 }

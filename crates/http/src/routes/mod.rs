@@ -2,9 +2,9 @@
 //!
 //! - [`images`]: `/v1/images` upload, list, get, patch, delete.
 //! - [`tenants`]: `/v1/tenants`, their settings, usage and signing keys.
-//! - [`keys`]: `/v1/keys`.
+//! - [`keys`]: API keys under `/v1/keys`.
 //! - [`presets`]: `/v1/presets`, versioned.
-//! - [`sign`]: `/v1/sign`.
+//! - [`sign`]: signed delivery URLs from `POST /v1/sign`.
 //! - [`delivery`]: `/i/{id}` originals and `/i/{id}/{options}` variants, under each tenant's
 //!   delivery policy.
 //! - [`ops`]: `/livez`, `/readyz`, `/metrics`.
