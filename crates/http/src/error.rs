@@ -37,8 +37,8 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::Forbidden | Error::TenantDisabled | Error::SignatureRejected { .. } => {
             StatusCode::FORBIDDEN
         }
-        Error::Conflict { .. } => StatusCode::CONFLICT,
-        Error::QuotaExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        // 409: the request is fine, the tenant's current usage is what stands in its way.
+        Error::Conflict { .. } | Error::QuotaExceeded(_) => StatusCode::CONFLICT,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Overloaded { .. } | Error::RenderTimeout | Error::Unavailable(_) => {
             StatusCode::SERVICE_UNAVAILABLE

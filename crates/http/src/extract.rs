@@ -87,8 +87,39 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
             .map_err(|_| Error::PayloadTooLarge {
                 limit: MAX_JSON_BYTES as u64,
             })?;
-        serde_json::from_slice(&bytes)
+        let invalid = |e: serde_json::Error| Error::invalid("invalid_json", e.to_string());
+        // Every body is an object: serde would also take a struct as an array of its fields.
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(invalid)?;
+        if !value.is_object() {
+            return Err(Error::invalid("invalid_json", "the body must be a JSON object").into());
+        }
+        serde_json::from_value(value)
             .map(JsonBody)
-            .map_err(|e| Error::invalid("invalid_json", e.to_string()).into())
+            .map_err(|e| invalid(e).into())
     }
+}
+
+/// A JSON number that is a whole, non-negative value within `u64`, written as `5` or `5.0`
+/// (JSON Schema's "integer" admits both; serde's `u64` only the first).
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    use serde::Deserialize;
+    let n = serde_json::Number::deserialize(d)?;
+    n.as_u64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= 9_007_199_254_740_991.0)
+                .map(|f| f as u64)
+        })
+        .filter(|v| *v <= 9_007_199_254_740_991)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!("{n} is not a whole number from 0 to 2^53-1"))
+        })
+}
+
+/// [`whole_number`] for optional fields (`null` or absent is `None`).
+pub fn whole_number_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct Whole(#[serde(deserialize_with = "whole_number")] u64);
+    use serde::Deserialize;
+    Ok(Option::<Whole>::deserialize(d)?.map(|w| w.0))
 }

@@ -36,10 +36,11 @@ pub enum ApiErrors {
     /// The method is not defined on this path.
     #[response(status = 405)]
     MethodNotAllowed(ErrorSchema),
-    /// Conflicts with current state (a name taken, the caller's own key).
+    /// Conflicts with current state: a name taken, the caller's own key, or the tenant's quota
+    /// reached (`quota_exceeded`).
     #[response(status = 409)]
     Conflict(ErrorSchema),
-    /// The upload is too large, or the tenant's quota is reached (`quota_exceeded`).
+    /// The upload or body is larger than the configured limit.
     #[response(status = 413)]
     TooLarge(ErrorSchema),
     /// Not an image format imgd accepts.
@@ -89,3 +90,58 @@ impl Modify for BearerScheme {
     )
 )]
 pub struct ApiDoc;
+
+/// Path parameters, with the patterns the server accepts, so generated clients and fuzzers
+/// know a malformed id from a missing one.
+pub mod params {
+    use utoipa::IntoParams;
+
+    /// An image id.
+    #[derive(IntoParams)]
+    #[into_params(parameter_in = Path)]
+    #[allow(dead_code)] // documentation only
+    pub struct ImagePath {
+        /// 32 lowercase hex digits.
+        #[param(pattern = "^[0-9a-f]{32}$")]
+        pub id: String,
+    }
+
+    /// A tenant id.
+    #[derive(IntoParams)]
+    #[into_params(parameter_in = Path)]
+    #[allow(dead_code)]
+    pub struct TenantPath {
+        /// `default`, or `t_` and 16 lowercase hex digits.
+        #[param(pattern = "^(default|t_[0-9a-f]{16})$")]
+        pub id: String,
+    }
+
+    /// A tenant's signing key.
+    #[derive(IntoParams)]
+    #[into_params(parameter_in = Path)]
+    #[allow(dead_code)]
+    pub struct SigningKeyPath {
+        #[param(pattern = "^(default|t_[0-9a-f]{16})$")]
+        pub id: String,
+        #[param(pattern = "^sk_[0-9a-f]{12}$")]
+        pub key_id: String,
+    }
+
+    /// An API key id.
+    #[derive(IntoParams)]
+    #[into_params(parameter_in = Path)]
+    #[allow(dead_code)]
+    pub struct KeyPath {
+        #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+        pub id: String,
+    }
+
+    /// A preset name.
+    #[derive(IntoParams)]
+    #[into_params(parameter_in = Path)]
+    #[allow(dead_code)]
+    pub struct PresetPath {
+        #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+        pub name: String,
+    }
+}

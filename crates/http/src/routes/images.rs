@@ -30,7 +30,8 @@ type ApiResult<T> = Result<T, ApiError>;
     security(("bearer" = ["writer"])),
     params(
         ("filename" = Option<String>, Query, description = "A label for the raw body"),
-        ("tags" = Option<String>, Query, description = "Comma-separated tags"),
+        ("tags" = Option<String>, Query, pattern = "^[A-Za-z0-9_.:,-]{0,64}$",
+            description = "Comma-separated tags"),
     ),
     request_body(content(
         (Vec<u8> = "application/octet-stream"),
@@ -89,7 +90,8 @@ pub async fn upload(
 }
 
 /// The multipart form of an upload.
-#[derive(utoipa::ToSchema)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)] // documentation only; parts are streamed, never collected into this
 pub struct UploadForm {
     /// One or more image files.
@@ -101,10 +103,17 @@ pub struct UploadForm {
     metadata: Option<String>,
 }
 
+/// A tag.
+#[derive(utoipa::ToSchema)]
+#[schema(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
+#[allow(dead_code)] // documentation only
+pub struct Tag(String);
+
 /// `PATCH /v1/images/{id}` body; absent fields stay.
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImageChanges {
+    #[schema(value_type = Option<Vec<Tag>>)]
     pub tags: Option<Vec<String>>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<UserMetadata>,
@@ -231,8 +240,9 @@ pub struct ListView {
 #[utoipa::path(get, path = "/v1/images", tag = "images",
     security(("bearer" = ["reader"])),
     params(
-        ("limit" = Option<u32>, Query, description = "Page size, 1 to 1000 (50)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (50)"),
+        ("cursor" = Option<String>, Query, pattern = "^-?[0-9]+\\.[0-9a-f]{32}$",
+            description = "`next_cursor` of the previous page"),
         ("tag" = Option<String>, Query, description = "Only images with this tag"),
     ),
     responses((status = 200, body = ListView), ApiErrors))]
@@ -267,7 +277,7 @@ pub async fn list(
 /// One image's metadata.
 #[utoipa::path(get, path = "/v1/images/{id}", tag = "images",
     security(("bearer" = ["reader"])),
-    params(("id" = String, Path, description = "Image id")),
+    params(crate::openapi::params::ImagePath),
     responses((status = 200, body = ImageView), ApiErrors))]
 pub async fn get(
     State(state): State<AppState>,
@@ -282,7 +292,7 @@ pub async fn get(
 /// Replace an image's tags or metadata; unknown fields are refused.
 #[utoipa::path(patch, path = "/v1/images/{id}", tag = "images",
     security(("bearer" = ["writer"])),
-    params(("id" = String, Path, description = "Image id")),
+    params(crate::openapi::params::ImagePath),
     request_body = ImageChanges,
     responses((status = 200, body = ImageView), ApiErrors))]
 pub async fn patch(
@@ -306,7 +316,7 @@ pub async fn patch(
 /// Delete an image; its bytes go when no other image shares them.
 #[utoipa::path(delete, path = "/v1/images/{id}", tag = "images",
     security(("bearer" = ["writer"])),
-    params(("id" = String, Path, description = "Image id")),
+    params(crate::openapi::params::ImagePath),
     responses((status = 204, description = "Deleted"), ApiErrors))]
 pub async fn delete(
     State(state): State<AppState>,

@@ -56,9 +56,11 @@ impl From<Role> for RoleView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRequest {
+    #[schema(pattern = "^(default|t_[0-9a-f]{16})$")]
     pub tenant_id: String,
     pub role: RoleView,
-    /// A label for people.
+    /// A label for people: 1 to 100 printable characters.
+    #[schema(pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]{1,100}$")]
     pub name: Option<String>,
 }
 
@@ -146,7 +148,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
 /// Revoke a key; it stops authenticating at once.
 #[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys",
     security(("bearer" = ["owner"])),
-    params(("id" = String, Path, description = "Key id")),
+    params(crate::openapi::params::KeyPath),
     responses((status = 204, description = "Revoked"), ApiErrors))]
 pub async fn revoke(
     State(state): State<AppState>,

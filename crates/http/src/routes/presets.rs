@@ -34,7 +34,8 @@ pub struct PresetOptions {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActivateVersion {
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 9_007_199_254_740_991_u64)]
+    #[serde(deserialize_with = "crate::extract::whole_number")]
     pub version: u64,
 }
 
@@ -118,7 +119,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
 /// One preset with its versions.
 #[utoipa::path(get, path = "/v1/presets/{name}", tag = "presets",
     security(("bearer" = ["reader"])),
-    params(("name" = String, Path, description = "Preset name")),
+    params(crate::openapi::params::PresetPath),
     responses((status = 200, body = PresetView), ApiErrors))]
 pub async fn get(
     State(state): State<AppState>,
@@ -137,7 +138,7 @@ pub async fn get(
 /// Add a version of the preset (creating it) and make it active.
 #[utoipa::path(put, path = "/v1/presets/{name}", tag = "presets",
     security(("bearer" = ["owner"])),
-    params(("name" = String, Path, description = "Preset name")),
+    params(crate::openapi::params::PresetPath),
     request_body = PresetOptions,
     responses((status = 200, body = PresetView), ApiErrors))]
 pub async fn put(
@@ -160,7 +161,7 @@ pub async fn put(
 /// Make `version` the active one.
 #[utoipa::path(post, path = "/v1/presets/{name}/activate", tag = "presets",
     security(("bearer" = ["owner"])),
-    params(("name" = String, Path, description = "Preset name")),
+    params(crate::openapi::params::PresetPath),
     request_body = ActivateVersion,
     responses((status = 200, body = PresetView), ApiErrors))]
 pub async fn activate(
@@ -181,7 +182,7 @@ pub async fn activate(
 /// Roll back to the newest version older than the active one.
 #[utoipa::path(post, path = "/v1/presets/{name}/rollback", tag = "presets",
     security(("bearer" = ["owner"])),
-    params(("name" = String, Path, description = "Preset name")),
+    params(crate::openapi::params::PresetPath),
     responses((status = 200, body = PresetView), ApiErrors))]
 pub async fn rollback(
     State(state): State<AppState>,
@@ -200,7 +201,7 @@ pub async fn rollback(
 /// Delete the preset and its history.
 #[utoipa::path(delete, path = "/v1/presets/{name}", tag = "presets",
     security(("bearer" = ["owner"])),
-    params(("name" = String, Path, description = "Preset name")),
+    params(crate::openapi::params::PresetPath),
     responses((status = 204, description = "Deleted"), ApiErrors))]
 pub async fn delete(
     State(state): State<AppState>,

@@ -21,10 +21,14 @@ const MAX_EXPIRES_IN: u64 = 365 * 24 * 3600;
 #[serde(deny_unknown_fields)]
 pub struct SignRequest {
     /// `/i/{id}` or `/i/{id}/{options}`, percent-encoded as it will be requested.
-    #[schema(example = "/i/0123456789abcdef0123456789abcdef/w=100")]
+    #[schema(
+        example = "/i/0123456789abcdef0123456789abcdef/w=100",
+        pattern = "^/i/[0-9a-f]{32}(/[^/?#]+)?$"
+    )]
     pub path: String,
     /// Seconds the URL stays valid (1 to 31536000); 3600 when absent.
     #[schema(minimum = 1, maximum = 31536000)]
+    #[serde(default, deserialize_with = "crate::extract::whole_number_opt")]
     pub expires_in: Option<u64>,
 }
 

@@ -24,7 +24,7 @@ type ApiResult<T> = Result<T, ApiError>;
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
     /// 1 to 64 of `A-Z a-z 0-9 . _ -`, unique.
-    #[schema(example = "acme")]
+    #[schema(example = "acme", pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub name: String,
 }
 
@@ -33,10 +33,23 @@ pub struct NewTenant {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantChanges {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub name: Option<String>,
     pub delivery: Option<DeliveryView>,
     pub disabled: Option<bool>,
+    #[serde(default, deserialize_with = "quota_object")]
     pub quota: Option<QuotaView>,
+}
+
+/// A quota given as a JSON object only (serde would also take `[bytes, images]`).
+fn quota_object<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<QuotaView>, D::Error> {
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None => Ok(None),
+        Some(v) if v.is_object() => serde_json::from_value(v)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+        Some(_) => Err(serde::de::Error::custom("quota must be an object")),
+    }
 }
 
 /// Who may fetch the tenant's images from `/i/...` without a key.
@@ -72,9 +85,11 @@ impl From<DeliveryPolicy> for DeliveryView {
 #[derive(Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuotaView {
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 9_007_199_254_740_991_u64)]
+    #[serde(default, deserialize_with = "crate::extract::whole_number_opt")]
     pub bytes: Option<u64>,
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 9_007_199_254_740_991_u64)]
+    #[serde(default, deserialize_with = "crate::extract::whole_number_opt")]
     pub images: Option<u64>,
 }
 
@@ -199,7 +214,7 @@ pub async fn list(State(state): State<AppState>, _caller: Caller) -> ApiResult<J
 /// One tenant: the caller's own, or any for an admin.
 #[utoipa::path(get, path = "/v1/tenants/{id}", tag = "tenants",
     security(("bearer" = ["owner"])),
-    params(("id" = String, Path, description = "Tenant id")),
+    params(crate::openapi::params::TenantPath),
     responses((status = 200, body = TenantView), ApiErrors))]
 pub async fn get(
     State(state): State<AppState>,
@@ -213,7 +228,7 @@ pub async fn get(
 /// Change a tenant: `delivery` (owner or admin); `name`, `disabled`, `quota` (admin).
 #[utoipa::path(patch, path = "/v1/tenants/{id}", tag = "tenants",
     security(("bearer" = ["owner"])),
-    params(("id" = String, Path, description = "Tenant id")),
+    params(crate::openapi::params::TenantPath),
     request_body = TenantChanges,
     responses((status = 200, body = TenantView), ApiErrors))]
 pub async fn patch(
@@ -242,7 +257,7 @@ pub async fn patch(
 /// A tenant's usage and quota.
 #[utoipa::path(get, path = "/v1/tenants/{id}/usage", tag = "tenants",
     security(("bearer" = ["reader"])),
-    params(("id" = String, Path, description = "Tenant id")),
+    params(crate::openapi::params::TenantPath),
     responses((status = 200, body = UsageReport), ApiErrors))]
 pub async fn usage(
     State(state): State<AppState>,
@@ -261,7 +276,7 @@ pub async fn usage(
 /// retired (two are active at most).
 #[utoipa::path(post, path = "/v1/tenants/{id}/signing-keys", tag = "tenants",
     security(("bearer" = ["owner"])),
-    params(("id" = String, Path, description = "Tenant id")),
+    params(crate::openapi::params::TenantPath),
     responses((status = 201, body = IssuedSigningKey), ApiErrors))]
 pub async fn rotate_signing_key(
     State(state): State<AppState>,
@@ -283,8 +298,7 @@ pub async fn rotate_signing_key(
 /// Retire a signing key: URLs it signed stop working. The last key cannot be retired.
 #[utoipa::path(delete, path = "/v1/tenants/{id}/signing-keys/{key_id}", tag = "tenants",
     security(("bearer" = ["owner"])),
-    params(("id" = String, Path, description = "Tenant id"),
-           ("key_id" = String, Path, description = "Signing key id")),
+    params(crate::openapi::params::SigningKeyPath),
     responses((status = 204, description = "Retired"), ApiErrors))]
 pub async fn retire_signing_key(
     State(state): State<AppState>,

@@ -362,7 +362,7 @@ async fn another_tenants_image_is_exactly_as_missing_and_dedup_reveals_nothing()
 }
 
 #[tokio::test]
-async fn over_quota_uploads_get_413_and_store_nothing() {
+async fn over_quota_uploads_get_409_and_store_nothing() {
     let server = TestServer::start().await;
     let acme = tenant(&server, "acme").await;
     let (small, other) = (fixtures::jpeg(8, 8), fixtures::jpeg(9, 9));
@@ -379,7 +379,7 @@ async fn over_quota_uploads_get_413_and_store_nothing() {
     let blobs_before = server.files_under("blobs").len();
     // New bytes that would pass the byte quota: refused, and their blob is not left behind.
     let over = upload_as(&server, &acme.writer, fixtures::noisy_jpeg(64, 64)).await;
-    assert_eq!(error_code(over).await, (413, "quota_exceeded".into()));
+    assert_eq!(error_code(over).await, (409, "quota_exceeded".into()));
     assert_eq!(
         server.files_under("blobs").len(),
         blobs_before,
@@ -415,7 +415,7 @@ async fn over_quota_uploads_get_413_and_store_nothing() {
         .await
         .unwrap();
     let full = upload_as(&server, &acme.writer, fixtures::jpeg(10, 10)).await;
-    assert_eq!(error_code(full).await, (413, "quota_exceeded".into()));
+    assert_eq!(error_code(full).await, (409, "quota_exceeded".into()));
     let id = listed["images"][0]["id"].as_str().unwrap();
     assert_eq!(
         with(
