@@ -85,3 +85,47 @@ pub fn router(state: AppState) -> Router {
 async fn not_found() -> impl IntoResponse {
     error_response(StatusCode::NOT_FOUND, "not_found", "no such route".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::middleware::access::{declared_role, operations};
+
+    /// Deny by default, checked at build time of the table: every routed `/v1` operation names
+    /// exactly one known role, so none is left to the gate's "closed to everyone" fallback.
+    #[test]
+    fn every_v1_operation_declares_exactly_one_role() {
+        let (_, doc) = api();
+        let roles = RouteRoles::from_openapi(&doc);
+        let mut count = 0;
+        for (path, item) in &doc.paths.paths {
+            assert!(path.starts_with("/v1/"), "{path} is outside /v1");
+            for (method, operation) in operations(item) {
+                count += 1;
+                let declared = declared_role(operation);
+                assert!(declared.is_some(), "{method} {path} declares no role");
+                assert_eq!(roles.required(&method, path), declared, "{method} {path}");
+            }
+        }
+        assert_eq!(
+            count, 22,
+            "a new route needs a fixture in tests/integration/authz.rs too"
+        );
+    }
+
+    #[test]
+    fn undeclared_methods_and_routes_are_denied() {
+        let (_, doc) = api();
+        let roles = RouteRoles::from_openapi(&doc);
+        assert_eq!(roles.required(&axum::http::Method::PUT, "/v1/images"), None);
+        assert_eq!(
+            roles.required(&axum::http::Method::GET, "/v1/nowhere"),
+            None
+        );
+        assert_eq!(
+            roles.required(&axum::http::Method::HEAD, "/v1/images"),
+            Some(imgd_core::model::Role::Reader),
+            "HEAD is GET's"
+        );
+    }
+}
