@@ -102,6 +102,34 @@ pub async fn run(repo: &dyn MetadataRepo) {
         repo.insert_image(&fourth).await.unwrap_err().code(),
         "quota_exceeded"
     );
+    // Racing inserts cannot overshoot: six at once against room for two more images.
+    acme.quota = Quota {
+        bytes: None,
+        images: Some(4),
+    };
+    repo.update_tenant(&acme).await.unwrap();
+    let racers: Vec<_> = (10..16).map(|at| image(&acme.id, &hash, at, &[])).collect();
+    let outcomes = tokio::join!(
+        repo.insert_image(&racers[0]),
+        repo.insert_image(&racers[1]),
+        repo.insert_image(&racers[2]),
+        repo.insert_image(&racers[3]),
+        repo.insert_image(&racers[4]),
+        repo.insert_image(&racers[5]),
+    );
+    let outcomes = [
+        outcomes.0, outcomes.1, outcomes.2, outcomes.3, outcomes.4, outcomes.5,
+    ];
+    let stored = outcomes.iter().filter(|o| o.is_ok()).count();
+    for refused in outcomes.iter().filter_map(|o| o.as_ref().err()) {
+        assert_eq!(refused.code(), "quota_exceeded");
+    }
+    assert_eq!(stored, 2, "exactly the room left, whoever wins");
+    assert_eq!(
+        repo.tenant(&acme.id).await.unwrap().unwrap().usage.images,
+        4
+    );
+
     // Another tenant's usage is its own.
     assert_eq!(
         repo.tenant(&globex.id).await.unwrap().unwrap().usage,
