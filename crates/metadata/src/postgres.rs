@@ -98,7 +98,7 @@ impl PostgresRepo {
     }
 }
 
-impl_tenancy_repo!(PostgresRepo);
+impl_tenancy_repo!(PostgresRepo, sqlx::Postgres);
 
 #[async_trait::async_trait]
 impl MetadataRepo for PostgresRepo {

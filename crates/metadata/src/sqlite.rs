@@ -86,7 +86,7 @@ impl SqliteRepo {
     }
 }
 
-impl_tenancy_repo!(SqliteRepo);
+impl_tenancy_repo!(SqliteRepo, sqlx::Sqlite);
 
 #[async_trait::async_trait]
 impl MetadataRepo for SqliteRepo {

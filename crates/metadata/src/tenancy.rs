@@ -140,10 +140,27 @@ pub(crate) const PRESET_ROWS: &str =
      WHERE p.tenant_id = $1 AND ($2 IS NULL OR p.name = $2)
      ORDER BY p.name, p.version";
 
-/// Expands to `impl TenancyRepo for $repo`. The repo provides `scoped(Scope) ->
-/// Result<Transaction>`, and the invoking module a `db(sqlx::Error) -> Error`.
+/// Expands to `impl TenancyRepo for $repo` (over the sqlx database `$db`). The repo provides
+/// `scoped(Scope) -> Result<Transaction>`, and the invoking module a `db(sqlx::Error) -> Error`.
 macro_rules! impl_tenancy_repo {
-    ($repo:ty) => {
+    ($repo:ty, $db:ty) => {
+        impl $repo {
+            /// The tenant's presets (one, or all for `None`) inside `tx`.
+            async fn preset_rows(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                tenant: &TenantId,
+                name: Option<&str>,
+            ) -> Result<Vec<PresetRecord>> {
+                let rows = sqlx::query($crate::tenancy::PRESET_ROWS)
+                    .bind(tenant.as_str())
+                    .bind(name)
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(db)?;
+                Ok($crate::tenancy::presets_from_rows(&rows))
+            }
+        }
+
         #[async_trait::async_trait]
         impl imgd_core::port::TenancyRepo for $repo {
         async fn create_tenant(&self, tenant: &TenantRecord) -> Result<()> {
@@ -293,15 +310,9 @@ macro_rules! impl_tenancy_repo {
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
-                let rows = sqlx::query($crate::tenancy::PRESET_ROWS)
-                    .bind(tenant.as_str())
-                    .bind(Some(name))
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(db)?;
+                let preset = Self::preset_rows(&mut tx, tenant, Some(name)).await?.pop();
                 tx.commit().await.map_err(db)?;
-                return $crate::tenancy::presets_from_rows(&rows)
-                    .pop()
+                return preset
                     .ok_or_else(|| Error::internal("a preset vanished inside its transaction"));
             }
             Err(Error::conflict(
@@ -312,26 +323,16 @@ macro_rules! impl_tenancy_repo {
 
         async fn preset(&self, tenant: &TenantId, name: &str) -> Result<Option<PresetRecord>> {
             let mut tx = self.scoped(Scope::Tenant(tenant)).await?;
-            let rows = sqlx::query($crate::tenancy::PRESET_ROWS)
-                .bind(tenant.as_str())
-                .bind(Some(name))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db)?;
+            let preset = Self::preset_rows(&mut tx, tenant, Some(name)).await?.pop();
             tx.commit().await.map_err(db)?;
-            Ok($crate::tenancy::presets_from_rows(&rows).pop())
+            Ok(preset)
         }
 
         async fn presets(&self, tenant: &TenantId) -> Result<Vec<PresetRecord>> {
             let mut tx = self.scoped(Scope::Tenant(tenant)).await?;
-            let rows = sqlx::query($crate::tenancy::PRESET_ROWS)
-                .bind(tenant.as_str())
-                .bind(None::<&str>)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db)?;
+            let presets = Self::preset_rows(&mut tx, tenant, None).await?;
             tx.commit().await.map_err(db)?;
-            Ok($crate::tenancy::presets_from_rows(&rows))
+            Ok(presets)
         }
 
         async fn activate_preset(
@@ -341,13 +342,7 @@ macro_rules! impl_tenancy_repo {
             version: Option<u64>,
         ) -> Result<Option<PresetRecord>> {
             let mut tx = self.scoped(Scope::Tenant(tenant)).await?;
-            let rows = sqlx::query($crate::tenancy::PRESET_ROWS)
-                .bind(tenant.as_str())
-                .bind(Some(name))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db)?;
-            let Some(mut preset) = $crate::tenancy::presets_from_rows(&rows).pop() else {
+            let Some(mut preset) = Self::preset_rows(&mut tx, tenant, Some(name)).await?.pop() else {
                 return Ok(None);
             };
             let target = match version {

@@ -63,6 +63,19 @@ pub fn sign(path: &str, expires_at: u64, key: &[u8]) -> String {
     format!("{unsigned}&sig={sig}")
 }
 
+/// The `exp` of a query that carries a `sig`: when a signed URL stops being valid.
+pub fn signed_expiry(query: Option<&str>) -> Option<u64> {
+    let query = query?;
+    if !query.split('&').any(|p| p.starts_with("sig=")) {
+        return None;
+    }
+    query
+        .split('&')
+        .find_map(|p| p.strip_prefix("exp="))?
+        .parse()
+        .ok()
+}
+
 /// Checks the signature of a request for `path` with the raw `query` against `keys` (the active
 /// ones, newest first) at `now` (Unix seconds).
 pub fn verify(path: &str, query: Option<&str>, keys: &[&[u8]], now: u64) -> Result<(), Rejection> {
@@ -77,9 +90,8 @@ pub fn verify(path: &str, query: Option<&str>, keys: &[&[u8]], now: u64) -> Resu
     let expires_at = query
         .split('&')
         .find_map(|p| p.strip_prefix("exp="))
-        .ok_or(Rejection::Missing)?
-        .parse::<u64>()
-        .map_err(|_| Rejection::Invalid)?;
+        .ok_or(Rejection::Missing)?;
+    let expires_at = expires_at.parse::<u64>().map_err(|_| Rejection::Invalid)?;
     let sig = hex::decode(&sig_hex).map_err(|_| Rejection::Invalid)?;
     // Signature before expiry: an attacker learns nothing from which check failed first.
     let valid = keys

@@ -203,20 +203,22 @@ impl TenantService {
 
     /// Applies the tenant's delivery policy to a request for `path` with `query`.
     /// `presets_only_ok` says whether the request names presets only (an unsigned request that
-    /// does passes under `presets_only`).
+    /// does passes under `presets_only`). On success, the signed URL's expiry (Unix seconds)
+    /// when the request was admitted by its signature, so caches keep it no longer.
     pub fn admit(
         tenant: &TenantRecord,
         path: &str,
         query: Option<&str>,
         presets_only_ok: bool,
-    ) -> Result<()> {
+    ) -> Result<Option<u64>> {
         if tenant.disabled {
             return Err(Error::TenantDisabled);
         }
+        let expiry = signing::signed_expiry(query);
         let unsigned = !query.is_some_and(|q| q.split('&').any(|p| p.starts_with("sig=")));
         match tenant.delivery {
-            DeliveryPolicy::Public => return Ok(()),
-            DeliveryPolicy::PresetsOnly if unsigned && presets_only_ok => return Ok(()),
+            DeliveryPolicy::Public => return Ok(None),
+            DeliveryPolicy::PresetsOnly if unsigned && presets_only_ok => return Ok(None),
             DeliveryPolicy::Signed | DeliveryPolicy::PresetsOnly => {}
         }
         let secrets: Vec<Vec<u8>> = tenant
@@ -225,8 +227,9 @@ impl TenantService {
             .filter_map(|k| hex::decode(&k.secret).ok())
             .collect();
         let keys: Vec<&[u8]> = secrets.iter().map(Vec::as_slice).collect();
-        signing::verify(path, query, &keys, unix_seconds()).map_err(|rejection| {
-            Error::SignatureRejected {
+        signing::verify(path, query, &keys, unix_seconds())
+            .map(|()| expiry)
+            .map_err(|rejection| Error::SignatureRejected {
                 code: rejection.code(),
                 message: match rejection {
                     signing::Rejection::Missing => "this image needs a signed URL (exp and sig)",
@@ -234,8 +237,7 @@ impl TenantService {
                     signing::Rejection::Invalid => "the URL's signature is not valid",
                 }
                 .to_owned(),
-            }
-        })
+            })
     }
 }
 

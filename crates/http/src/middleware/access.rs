@@ -25,17 +25,17 @@ use crate::state::AppState;
 
 /// The role each `/v1` operation requires, read from its OpenAPI declaration.
 #[derive(Clone, Debug, Default)]
-pub struct RouteRoles(HashMap<(Method, String), Role>);
+pub struct RouteRoles(HashMap<String, Vec<(Method, Role)>>);
 
 impl RouteRoles {
     /// Reads `security(("bearer" = ["ROLE"]))` off every operation of `doc`. Operations without
     /// exactly one known role are left out, which denies them.
     pub fn from_openapi(doc: &utoipa::openapi::OpenApi) -> Self {
-        let mut roles = HashMap::new();
+        let mut roles: HashMap<String, Vec<(Method, Role)>> = HashMap::new();
         for (path, item) in &doc.paths.paths {
             for (method, operation) in operations(item) {
                 if let Some(role) = declared_role(operation) {
-                    roles.insert((method, path.clone()), role);
+                    roles.entry(path.clone()).or_default().push((method, role));
                 }
             }
         }
@@ -46,10 +46,9 @@ impl RouteRoles {
     pub fn methods(&self, path: &str) -> Vec<Method> {
         let mut methods: Vec<Method> = self
             .0
-            .keys()
-            .filter(|(_, p)| p == path)
-            .map(|(m, _)| m.clone())
-            .collect();
+            .get(path)
+            .map(|declared| declared.iter().map(|(m, _)| m.clone()).collect())
+            .unwrap_or_default();
         methods.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         methods
     }
@@ -61,7 +60,12 @@ impl RouteRoles {
         } else {
             method
         };
-        self.0.get(&(method.clone(), path.to_owned())).copied()
+        // Looked up on every /v1 request: by &str and a short scan, no allocation.
+        self.0
+            .get(path)?
+            .iter()
+            .find(|(m, _)| m == method)
+            .map(|(_, role)| *role)
     }
 }
 
@@ -216,17 +220,12 @@ pub async fn gate(
     next: Next,
 ) -> Response {
     let mut tightest = None;
-    let client = client_address(&state, &request);
-    if let Err(denied) = spend(
-        &state,
-        "client",
-        format!("client:{client}"),
-        state.api_limits.client,
-        &mut tightest,
-    )
-    .await
-    {
-        return denied;
+    if state.api_limits.client.is_some() {
+        let key = format!("client:{}", client_address(&state, &request));
+        let rate = state.api_limits.client;
+        if let Err(denied) = spend(&state, "client", key, rate, &mut tightest).await {
+            return denied;
+        }
     }
     let route = request
         .extensions()
@@ -251,6 +250,9 @@ pub async fn gate(
         ),
     ];
     for (name, rate) in key_limits {
+        if rate.is_none() {
+            continue;
+        }
         let key = format!("{name}:{}", principal.key_id);
         if let Err(denied) = spend(&state, name, key, rate, &mut tightest).await {
             return denied;

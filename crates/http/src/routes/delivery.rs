@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use imgd_core::id::ImageId;
-use imgd_core::model::{DeliveryPolicy, ImageRecord, now_millis};
+use imgd_core::model::{ImageRecord, now_millis};
 use imgd_core::service::delivery::{Delivery, Payload};
 use imgd_core::service::tenancy::TenantService;
 
@@ -56,13 +56,7 @@ async fn admit(
     uses_preset: bool,
 ) -> Result<Lifetime, ApiError> {
     let tenant = state.tenants.cached(&image.tenant).await?;
-    TenantService::admit(&tenant, uri.path(), uri.query(), presets_only)?;
-    let expires_at = uri
-        .query()
-        .filter(|_| tenant.delivery != DeliveryPolicy::Public)
-        .filter(|q| q.split('&').any(|p| p.starts_with("sig=")))
-        .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("exp=")))
-        .and_then(|exp| exp.parse::<u64>().ok());
+    let expires_at = TenantService::admit(&tenant, uri.path(), uri.query(), presets_only)?;
     Ok(match expires_at {
         Some(exp) => Lifetime::Signed(exp.saturating_sub((now_millis() / 1000).max(0) as u64)),
         None if uses_preset => Lifetime::Preset,
