@@ -1,6 +1,7 @@
 # imgd: multi-stage build of the libjpeg-turbo flavour.
 #   docker build -t imgd .
-#   docker run -p 8080:8080 -v imgd-data:/data -e IMGD_ADMIN_KEY=change-me imgd
+#   docker run -p 8080:8080 -v imgd-data:/data -e IMGD_ADMIN_KEY="$(openssl rand -hex 24)" imgd
+#   (the secret key that seals secrets at rest is generated into /data/secret.key: keep it)
 # A cluster of three: deploy/compose/docker-compose.yml; Kubernetes: deploy/kubernetes/.
 FROM rust:1-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends cmake nasm && rm -rf /var/lib/apt/lists/*

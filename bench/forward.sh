@@ -40,7 +40,7 @@ start_node() { # id port core
   env IMGD_DATABASE_URL="$PGURL/$RUN" IMGD_STORE=s3://bench IMGD_S3_ENDPOINT="http://127.0.0.1:$S3_PORT" \
     IMGD_S3_PATH_STYLE=true AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret \
     IMGD_REDIS_URL=redis://127.0.0.1:6379/ IMGD_CLUSTER__NAMESPACE="$RUN" IMGD_CLUSTER_SECRET=bench-cluster-secret-0123 \
-    IMGD_NODE_ID="$1" IMGD_ADMIN_KEY=bench IMGD_DATA_DIR="$WORK/$1" IMGD_LOG=warn TOKIO_WORKER_THREADS=1 \
+    IMGD_NODE_ID="$1" IMGD_ADMIN_KEY=bench-admin-key-0123456789 IMGD_SECRET_KEY="$(printf %064d 0)" IMGD_DATA_DIR="$WORK/$1" IMGD_LOG=warn TOKIO_WORKER_THREADS=1 \
     IMGD_LISTEN="127.0.0.1:$2" taskset -c "$3" target/release/imgd serve >"$WORK/$1.log" 2>&1 &
   PIDS+=($!)
 }
@@ -50,7 +50,7 @@ start_node node-b "$B_PORT" 1
 for port in "$A_PORT" "$B_PORT"; do
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/readyz" | grep -q '"node-a","node-b"' && break; sleep 0.2; done
 done
-ID=$(curl -fs -H 'Authorization: Bearer bench' --data-binary @"$WORK/in/photo00.jpg" \
+ID=$(curl -fs -H 'Authorization: Bearer bench-admin-key-0123456789' --data-binary @"$WORK/in/photo00.jpg" \
   "http://127.0.0.1:$A_PORT/v1/images" | sed -E 's/.*"id":"([0-9a-f]+)".*/\1/')
 
 # Find a variant each node owns... one is enough: ask A, read who served it.

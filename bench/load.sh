@@ -27,11 +27,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-TOKIO_WORKER_THREADS=1 IMGD_ADMIN_KEY=bench IMGD_DATA_DIR="$WORK/data" IMGD_LOG=warn \
+TOKIO_WORKER_THREADS=1 IMGD_ADMIN_KEY=bench-admin-key-0123456789 IMGD_DATA_DIR="$WORK/data" IMGD_LOG=warn \
   IMGD_LISTEN=127.0.0.1:$IMGD_PORT taskset -c 0 target/release/imgd serve >"$WORK/imgd.log" 2>&1 &
 IMGD_PID=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$IMGD_PORT/livez" >/dev/null && break; sleep 0.1; done
-ID=$(curl -fs -H 'Authorization: Bearer bench' --data-binary @"$WORK/in/photo00.jpg" \
+ID=$(curl -fs -H 'Authorization: Bearer bench-admin-key-0123456789' --data-binary @"$WORK/in/photo00.jpg" \
   "http://127.0.0.1:$IMGD_PORT/v1/images" | sed -E 's/.*"id":"([0-9a-f]+)".*/\1/')
 
 mkdir -p "$WORK/www"

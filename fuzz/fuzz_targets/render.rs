@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use imgd_core::format::ImageFormat;
-use imgd_core::port::{Imaging, IngestLimits};
+use imgd_core::port::{Imaging, IngestLimits, JobControl};
 use imgd_core::transform::{Fit, Gravity, RenderSpec, Rotation};
 use imgd_imaging::encode::EncodeOptions;
 use imgd_imaging::{Pipeline, PipelineSettings};
@@ -18,7 +18,8 @@ const MAX_PIXELS: u64 = 4_000_000;
 fuzz_target!(|data: &[u8]| {
     let pipeline = Pipeline::new(PipelineSettings { keep_icc: true, encode: EncodeOptions { avif_speed: 10 }, max_pixels: MAX_PIXELS });
     let limits = IngestLimits { max_pixels: MAX_PIXELS, max_frames: 100 };
-    if pipeline.inspect(data, &limits).is_err() {
+    let job = JobControl::new(Instant::now() + Duration::from_secs(10), None);
+    if pipeline.inspect(data, &limits, &job).is_err() {
         return;
     }
     // The last byte picks the variant, so the fuzzer explores the ops too.
@@ -35,5 +36,5 @@ fuzz_target!(|data: &[u8]| {
         blur_tenths: (selector & 2 == 0).then_some(15),
         rotate: [Rotation::R0, Rotation::R90, Rotation::R180, Rotation::R270][usize::from(selector / 3) % 4],
     };
-    let _ = pipeline.render(data, &spec, Instant::now() + Duration::from_secs(10));
+    let _ = pipeline.render(data, &spec, &job);
 });

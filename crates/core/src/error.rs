@@ -27,6 +27,12 @@ pub enum Error {
     /// The animation has more frames than allowed.
     #[error("animation has {frames} frames, the limit is {limit}")]
     TooManyFrames { frames: u64, limit: u64 },
+    /// Processing the image would need more memory than the whole budget allows, so it could
+    /// never run, however idle the server.
+    #[error(
+        "processing this image would need about {needed_mib} MiB, the memory budget is {budget_mib} MiB"
+    )]
+    TooLargeToProcess { needed_mib: u64, budget_mib: u64 },
     /// The bytes claim to be an image but cannot be decoded.
     #[error("image cannot be decoded: {0}")]
     CorruptImage(String),
@@ -39,6 +45,10 @@ pub enum Error {
     /// The request conflicts with the current state (a name taken, the caller's own key).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// The client made the change conditional on a version (`If-Match`) that is no longer the
+    /// current one; nothing changed.
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// Storing this would take the tenant past its quota; nothing was stored.
     #[error("{0}")]
     QuotaExceeded(String),
@@ -57,6 +67,9 @@ pub enum Error {
     /// A render exceeded its time budget.
     #[error("rendering took longer than the time budget")]
     RenderTimeout,
+    /// Nobody waits for the job any more (the client left); it stopped early.
+    #[error("the request was abandoned by its client")]
+    Cancelled,
     /// A render panicked; only this request fails.
     #[error("rendering failed")]
     RenderFailed,
@@ -99,16 +112,19 @@ impl Error {
             Error::UnsupportedFormat(_) => "unsupported_format",
             Error::TooManyPixels { .. } => "too_many_pixels",
             Error::TooManyFrames { .. } => "too_many_frames",
+            Error::TooLargeToProcess { .. } => "image_too_large",
             Error::CorruptImage(_) => "corrupt_image",
             Error::Unauthorized => "unauthorized",
             Error::Forbidden => "forbidden",
             Error::Conflict { code, .. } => code,
+            Error::PreconditionFailed(_) => "precondition_failed",
             Error::QuotaExceeded(_) => "quota_exceeded",
             Error::TenantDisabled => "tenant_disabled",
             Error::SignatureRejected { code, .. } => code,
             Error::Overloaded { .. } => "overloaded",
             Error::RateLimited { .. } => "rate_limited",
             Error::RenderTimeout => "render_timeout",
+            Error::Cancelled => "cancelled",
             Error::RenderFailed => "render_failed",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",

@@ -27,8 +27,9 @@ macro_rules! string_id {
 }
 
 string_id!(
-    /// An image's public id: 128 random bits as 32 lowercase hex digits, so ids are unguessable
-    /// and independent of content (two uploads of the same bytes get two ids).
+    /// An image's public id: 32 lowercase hex digits, a 48-bit creation time and 80 random
+    /// bits, so ids are unguessable and independent of content (two uploads of the same bytes
+    /// get two ids).
     ImageId
 );
 string_id!(
@@ -56,9 +57,25 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 impl ImageId {
-    /// A fresh random id.
+    /// A fresh id: the creation time in milliseconds (48 bits) then 80 random bits, like a
+    /// UUIDv7. Still unguessable; the time lets the id filter judge, without a query, whether
+    /// an unknown id could have been created on another node since it last synced.
     pub fn generate() -> Self {
-        ImageId(hex::encode(random_bytes::<16>()))
+        Self::with_time(crate::model::now_millis())
+    }
+
+    /// An id with a given creation time (tests, and the filter's reasoning about it).
+    pub fn with_time(millis: crate::model::Millis) -> Self {
+        let time = (millis.max(0) as u64).to_be_bytes();
+        let mut bytes = [0u8; 16];
+        bytes[..6].copy_from_slice(&time[2..]);
+        bytes[6..].copy_from_slice(&random_bytes::<10>());
+        ImageId(hex::encode(bytes))
+    }
+
+    /// The creation time an id claims (ids made before ids carried one claim a random time).
+    pub fn created_millis(&self) -> u64 {
+        u64::from_str_radix(&self.0[..12], 16).unwrap_or(u64::MAX)
     }
 
     /// Parses a path segment; anything but 32 lowercase hex digits is "not found", not an error,

@@ -81,12 +81,66 @@ impl Cursor {
     }
 }
 
-/// What deleting an image left behind for the caller to clean up.
+/// What deleting an image did to its blob.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeletedImage {
     pub hash: ContentHash,
-    /// True when no other image refers to the blob: its bytes and variants must go too.
+    /// True when no other image refers to the blob any more. Its bytes stay: the collector
+    /// (`service::gc`) removes them after the grace period unless an upload takes them back.
     pub blob_orphaned: bool,
+}
+
+/// An upload's hold on a blob row, taken before the bytes are written: while the row carries
+/// a live pin no collector claims it, and `insert_image` takes its reference only through the
+/// pin, so only if the row is still the same incarnation (`generation`) and was never claimed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobPin {
+    pub hash: ContentHash,
+    /// Random per incarnation of the row: a row collected and created again has another, so a
+    /// pin from before the collection cannot commit against bytes it never wrote.
+    pub generation: i64,
+}
+
+/// What pinning found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PinOutcome {
+    /// The row is live (created now, or already there) and pinned.
+    Pinned(BlobPin),
+    /// A collector is removing these bytes; pin again once it has finished.
+    Deleting,
+}
+
+/// Which unreferenced blobs a collector may claim, in its own clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClaimRule {
+    /// Now (Unix ms): a pin ending before it no longer protects its row.
+    pub now: Millis,
+    /// Only blobs without a reference since at or before this (Unix ms); a blob no image ever
+    /// referred to counts from its row's creation.
+    pub orphaned_before: Millis,
+    /// Only blobs no image ever referred to (an upload cleaning up after its own failure).
+    pub never_referenced: bool,
+    /// A `deleting` row claimed before this (Unix ms) is a crashed collector's: take it over.
+    pub stale_claim_before: Millis,
+}
+
+/// A blob row a collector may claim, as listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrphanBlob {
+    pub hash: ContentHash,
+    pub size: u64,
+    /// Already `deleting` under a stale claim.
+    pub stale_claim: bool,
+}
+
+/// A collector's claim on a blob: the row is `deleting`, uploads of its bytes wait, and only
+/// this claim's holder removes the bytes and then the row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobClaim {
+    pub hash: ContentHash,
+    pub size: u64,
+    /// Random per claim, so a collector taken over after a stall cannot finish the new claim.
+    pub token: i64,
 }
 
 /// A rendered, stored variant.
@@ -208,12 +262,14 @@ pub struct Usage {
     pub images: u64,
 }
 
-/// A key for signing a tenant's delivery URLs. The secret is stored as is: verifying an HMAC
-/// needs it.
+/// A key for signing a tenant's delivery URLs. Verifying an HMAC needs the secret itself, so it
+/// cannot be hashed like an API key; at rest it is sealed under the KEK instead
+/// ([`crate::service::sealing`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SigningKey {
     pub id: String,
-    /// Hex of 32 random bytes.
+    /// Hex of 32 random bytes in the services; the sealed form (`v1:...`) in records that go to
+    /// and come from the repo (the tenant service converts at that boundary).
     pub secret: String,
     pub created_at: Millis,
 }
@@ -230,6 +286,21 @@ pub struct TenantRecord {
     /// The active signing keys, newest first; at most two.
     pub signing_keys: Vec<SigningKey>,
     pub created_at: Millis,
+    /// Counts writes of the settings above (not of usage, which uploads count atomically): a
+    /// write applies only if the stored version is still the one the record was read at, and
+    /// bumps it. Clients see it as the tenant's `ETag`.
+    pub version: u64,
+}
+
+/// What a versioned write of a tenant found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TenantWrite {
+    /// Written; the tenant's new version.
+    Written(u64),
+    /// The stored version is no longer the record's: someone wrote in between. Nothing written.
+    Stale,
+    /// No such tenant.
+    Missing,
 }
 
 /// One version of a preset.

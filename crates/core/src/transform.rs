@@ -10,12 +10,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::format::ImageFormat;
-use crate::id::{ContentHash, VariantKey};
+use crate::id::{ContentHash, TenantId, VariantKey};
 use crate::{Error, Result};
 
 /// Bumped whenever the renderer's output for a given spec changes, so stored variants of the old
 /// pipeline are not served as the new one.
-pub const PIPELINE_VERSION: &str = "1";
+pub const PIPELINE_VERSION: &str = "2";
 
 /// How the image fits the `w` x `h` box (the same names and meanings as sharp).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -489,9 +489,19 @@ impl RenderSpec {
         out
     }
 
-    /// The stored variant's key for this spec applied to `source`.
-    pub fn variant_key(&self, source: &ContentHash) -> VariantKey {
-        VariantKey::derive(&[PIPELINE_VERSION, source.as_str(), &self.canonical()])
+    /// The stored variant's key for this spec applied to `source` for `tenant`.
+    ///
+    /// The tenant is part of the key although the bytes would be the same: two tenants that
+    /// upload the same image share the blob, but never a variant, so one tenant cannot learn
+    /// from `x-imgd-cache`, `Last-Modified` or the time of a first request that another
+    /// tenant holds (or has requested) the same picture.
+    pub fn variant_key(&self, tenant: &TenantId, source: &ContentHash) -> VariantKey {
+        VariantKey::derive(&[
+            PIPELINE_VERSION,
+            tenant.as_str(),
+            source.as_str(),
+            &self.canonical(),
+        ])
     }
 }
 
@@ -670,8 +680,14 @@ mod tests {
             .unwrap()
             .resolve(ImageFormat::Jpeg, None, &QUALITY)
             .spec;
-        assert_ne!(spec.variant_key(&a), spec.variant_key(&b));
-        assert_ne!(spec.variant_key(&a), other.variant_key(&a));
-        assert_eq!(spec.variant_key(&a), spec.clone().variant_key(&a));
+        let (t, u) = (TenantId::default_tenant(), TenantId::generate());
+        assert_ne!(spec.variant_key(&t, &a), spec.variant_key(&t, &b));
+        assert_ne!(spec.variant_key(&t, &a), other.variant_key(&t, &a));
+        assert_ne!(
+            spec.variant_key(&t, &a),
+            spec.variant_key(&u, &a),
+            "tenants never share"
+        );
+        assert_eq!(spec.variant_key(&t, &a), spec.clone().variant_key(&t, &a));
     }
 }

@@ -30,19 +30,23 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::Invalid { .. } => StatusCode::BAD_REQUEST,
         Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Error::UnsupportedFormat(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        Error::TooManyPixels { .. } | Error::TooManyFrames { .. } | Error::CorruptImage(_) => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        Error::TooManyPixels { .. }
+        | Error::TooManyFrames { .. }
+        | Error::TooLargeToProcess { .. }
+        | Error::CorruptImage(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::Unauthorized => StatusCode::UNAUTHORIZED,
         Error::Forbidden | Error::TenantDisabled | Error::SignatureRejected { .. } => {
             StatusCode::FORBIDDEN
         }
         // 409: the request is fine, the tenant's current usage is what stands in its way.
         Error::Conflict { .. } | Error::QuotaExceeded(_) => StatusCode::CONFLICT,
+        Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-        Error::Overloaded { .. } | Error::RenderTimeout | Error::Unavailable(_) => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        // Cancelled: the client has gone, so nobody reads this; 503 keeps it out of 4xx stats.
+        Error::Overloaded { .. }
+        | Error::RenderTimeout
+        | Error::Cancelled
+        | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::RenderFailed | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -56,8 +60,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = status_of(&self.0);
         let message = if status.is_server_error()
-            && !matches!(self.0, Error::Overloaded { .. } | Error::RenderTimeout)
-        {
+            && !matches!(
+                self.0,
+                Error::Overloaded { .. } | Error::RenderTimeout | Error::Cancelled
+            ) {
             tracing::error!(error = %self.0, code = self.0.code(), "request failed");
             match &self.0 {
                 Error::Unavailable(_) => "a backend is unavailable, retry later".to_owned(),
@@ -124,8 +130,22 @@ mod tests {
                 "too_many_frames",
             ),
             (Error::CorruptImage("x".into()), 422, "corrupt_image"),
+            (
+                Error::TooLargeToProcess {
+                    needed_mib: 2,
+                    budget_mib: 1,
+                },
+                422,
+                "image_too_large",
+            ),
+            (Error::Cancelled, 503, "cancelled"),
             (Error::Unauthorized, 401, "unauthorized"),
             (Error::Forbidden, 403, "forbidden"),
+            (
+                Error::PreconditionFailed("x".into()),
+                412,
+                "precondition_failed",
+            ),
             (
                 Error::Overloaded {
                     retry_after: std::time::Duration::from_secs(1),

@@ -27,6 +27,10 @@ const FORWARDED_REQUEST_HEADERS: &[HeaderName] = &[
     header::IF_RANGE,
 ];
 
+/// The client's address as the node it reached saw it, so the owner charges the right
+/// per-client render budget. Trusted only on the authenticated internal route.
+pub const CLIENT_HEADER: &str = "x-imgd-client";
+
 /// Response headers relayed from the owner; hop-by-hop ones stay behind.
 const RELAYED_RESPONSE_HEADERS: &[&str] = &[
     "content-type",
@@ -136,16 +140,17 @@ impl ClusterRoute {
             .is_some_and(|token| blake3::hash(token.as_bytes()) == *expected)
     }
 
-    /// Asks `owner` for the variant and relays its answer (status, caching headers, streamed
-    /// body). Errors mean "serve it yourself".
+    /// Asks `owner` for the variant on behalf of `client` and relays its answer (status,
+    /// caching headers, streamed body). Errors mean "serve it yourself".
     pub async fn forward(
         &self,
         owner: &Member,
         path: &str,
         method: &Method,
         headers: &HeaderMap,
+        client: Option<&str>,
     ) -> Result<Response, ForwardError> {
-        let outcome = self.try_forward(owner, path, method, headers).await;
+        let outcome = self.try_forward(owner, path, method, headers, client).await;
         match &outcome {
             Ok(_) => self.forwarded.increment(1),
             Err(_) => self.fell_back.increment(1),
@@ -159,6 +164,7 @@ impl ClusterRoute {
         path: &str,
         method: &Method,
         headers: &HeaderMap,
+        client: Option<&str>,
     ) -> Result<Response, ForwardError> {
         let (secret, _) = self.secret.as_ref().expect("forwarding needs a secret");
         let mut request = self
@@ -168,6 +174,9 @@ impl ClusterRoute {
                 format!("{}/internal/v1/i/{path}", owner.url),
             )
             .bearer_auth(secret);
+        if let Some(client) = client {
+            request = request.header(CLIENT_HEADER, client);
+        }
         for name in FORWARDED_REQUEST_HEADERS {
             if let Some(value) = headers.get(name) {
                 request = request.header(name, value);

@@ -11,6 +11,7 @@
 //! - [`view`]: JSON views of domain records.
 //! - [`middleware`]: the `/v1` access gate (limits, keys, tenants, roles) and request metrics.
 //! - [`openapi`]: the OpenAPI document's fixed parts and the shared error responses.
+//! - [`serve`]: the accept loop: connection limits, header, idle and body timeouts, draining.
 
 pub mod conditional;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod router;
 pub mod routes;
+pub mod serve;
 pub mod state;
 pub mod view;
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use imgd_core::format::ImageFormat;
-use imgd_core::port::Imaging;
+use imgd_core::port::{Imaging, JobControl};
 use imgd_core::transform::{Fit, Gravity, RenderSpec, Rotation};
 use imgd_imaging::encode::EncodeOptions;
 use imgd_imaging::{Pipeline, PipelineSettings};
@@ -36,7 +36,7 @@ fn render(c: &mut Criterion) {
     });
     let jpeg_20mp = photo::photo_jpeg(5472, 3648, 1);
     let png_12mp = photo::photo_png(4000, 3000, 1);
-    let far = || Instant::now() + Duration::from_secs(600);
+    let far = || JobControl::new(Instant::now() + Duration::from_secs(600), None);
 
     let mut group = c.benchmark_group("render");
     group
@@ -45,21 +45,21 @@ fn render(c: &mut Criterion) {
     group.bench_function("jpeg_20mp_to_400_jpeg", |b| {
         b.iter(|| {
             pipeline
-                .render(&jpeg_20mp, &spec(400, ImageFormat::Jpeg), far())
+                .render(&jpeg_20mp, &spec(400, ImageFormat::Jpeg), &far())
                 .unwrap()
         })
     });
     group.bench_function("jpeg_20mp_to_400_webp", |b| {
         b.iter(|| {
             pipeline
-                .render(&jpeg_20mp, &spec(400, ImageFormat::Webp), far())
+                .render(&jpeg_20mp, &spec(400, ImageFormat::Webp), &far())
                 .unwrap()
         })
     });
     group.bench_function("png_12mp_to_400_webp", |b| {
         b.iter(|| {
             pipeline
-                .render(&png_12mp, &spec(400, ImageFormat::Webp), far())
+                .render(&png_12mp, &spec(400, ImageFormat::Webp), &far())
                 .unwrap()
         })
     });
@@ -68,7 +68,7 @@ fn render(c: &mut Criterion) {
             max_pixels: 50_000_000,
             max_frames: 1000,
         };
-        b.iter(|| pipeline.inspect(&jpeg_20mp, &limits).unwrap())
+        b.iter(|| pipeline.inspect(&jpeg_20mp, &limits, &far()).unwrap())
     });
     group.finish();
 }

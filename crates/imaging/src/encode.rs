@@ -82,7 +82,9 @@ pub fn encode(
         ImageFormat::Avif => {
             let encoder = ravif::Encoder::new()
                 .with_quality(f32::from(quality))
-                .with_speed(options.avif_speed.clamp(1, 10));
+                .with_speed(options.avif_speed.clamp(1, 10))
+                // One thread per render, so `render.workers` bounds the cores AVIF takes too.
+                .with_num_threads(Some(1));
             let encoded = match image {
                 DynamicImage::ImageRgba8(rgba) => {
                     let pixels: Vec<ravif::RGBA8> = rgba
@@ -104,7 +106,8 @@ pub fn encode(
         }
         ImageFormat::Gif => {
             let rgba = image.to_rgba8();
-            GifEncoder::new(&mut out)
+            // Speed 10 (of 1..=30) bounds NeuQuant's palette search; 1 is several times slower.
+            GifEncoder::new_with_speed(&mut out, 10)
                 .encode(rgba.as_raw(), w, h, ExtendedColorType::Rgba8)
                 .map_err(|e| fail(e.to_string()))?;
         }

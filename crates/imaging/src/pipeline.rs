@@ -1,15 +1,18 @@
-//! [`Pipeline`]: the `Imaging` port. Checks the deadline between stages so a runaway render
-//! gives its worker back.
-
-use std::time::Instant;
+//! [`Pipeline`]: the `Imaging` port.
+//!
+//! Every buffer a render allocates is known before it starts: [`Imaging::render_cost`] checks
+//! the output against the pixel cap and estimates the peak bytes (decode, resize output, pad or
+//! blur copy, encoder copy, encoded bytes) from the stored record alone, so the caller reserves
+//! memory before reading the source. Between stages the pipeline checks in with its
+//! [`JobControl`], so a render past its deadline or abandoned by its client stops there.
 
 use image::DynamicImage;
 use imgd_core::format::ImageFormat;
-use imgd_core::port::{Imaging, IngestLimits, Inspection, Rendered};
-use imgd_core::transform::{Fit, RenderSpec};
+use imgd_core::port::{Imaging, IngestLimits, Inspection, JobControl, Rendered, SourceFacts};
+use imgd_core::transform::{Fit, RenderSpec, Rotation};
 use imgd_core::{Error, Result};
 
-use crate::decode::decode;
+use crate::decode::{self, decode};
 use crate::encode::{EncodeOptions, encode};
 use crate::ops::{blur, crop, layout, orient, pad, resize};
 use crate::probe::{Probe, probe};
@@ -20,7 +23,8 @@ pub struct PipelineSettings {
     /// Keep the source's ICC profile in outputs (true), or drop it.
     pub keep_icc: bool,
     pub encode: EncodeOptions,
-    /// Pixel cap applied again at render time (stored images passed it at ingest).
+    /// Pixel cap applied again at render time (stored images passed it at ingest), and the cap
+    /// on every intermediate and the output.
     pub max_pixels: u64,
 }
 
@@ -32,13 +36,9 @@ pub struct Pipeline {
 /// Side of the thumbnail a BlurHash is computed from.
 const BLURHASH_SOURCE_SIDE: u32 = 32;
 
-fn check(deadline: Instant) -> Result<()> {
-    if Instant::now() > deadline {
-        Err(Error::RenderTimeout)
-    } else {
-        Ok(())
-    }
-}
+/// Buffers of the output's size a render may hold at once, beyond the decode: the resized
+/// image, the pad canvas or blur copy, the encoder's own copy, the encoded bytes.
+const OUTPUT_SIZED_BUFFERS: u64 = 4;
 
 fn check_limits(probe: &Probe, max_pixels: u64, max_frames: u64) -> Result<()> {
     let pixels = u64::from(probe.width) * u64::from(probe.height);
@@ -55,6 +55,41 @@ fn check_limits(probe: &Probe, max_pixels: u64, max_frames: u64) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// The layout of `spec` over a source displayed at `oriented` size, refused when the output
+/// (the largest buffer after the decode) would pass the pixel cap.
+fn checked_plan(
+    oriented: (u32, u32),
+    spec: &RenderSpec,
+    max_pixels: u64,
+) -> Result<layout::Layout> {
+    let rotated = matches!(spec.rotate, Rotation::R90 | Rotation::R270);
+    let source = if rotated {
+        (oriented.1, oriented.0)
+    } else {
+        oriented
+    };
+    let plan = layout::plan(source, spec);
+    let (w, h) = plan.output();
+    let pixels = u64::from(w) * u64::from(h);
+    let resized = u64::from(plan.resize.0) * u64::from(plan.resize.1);
+    if pixels.max(resized) > max_pixels {
+        // A tiny source blown up to 8192x8192 is a cheap request for a costly render.
+        return Err(Error::invalid(
+            "option_out_of_range",
+            format!("the output would have {pixels} pixels, the limit is {max_pixels}"),
+        ));
+    }
+    Ok(plan)
+}
+
+/// The size a render needs decoded, in stored orientation: the resize target. For a cover
+/// window that is enough too: a source scaled by 1/d keeps a window of at least the output's
+/// size exactly when both sides stay at least the output's (d <= min(sw/w, sh/h)).
+fn decode_target(plan: &layout::Layout, swaps: bool) -> (u32, u32) {
+    let (w, h) = plan.resize;
+    if swaps { (h, w) } else { (w, h) }
 }
 
 impl Pipeline {
@@ -77,17 +112,16 @@ impl Pipeline {
 }
 
 impl Imaging for Pipeline {
-    fn inspect(&self, bytes: &[u8], limits: &IngestLimits) -> Result<Inspection> {
+    fn inspect(&self, bytes: &[u8], limits: &IngestLimits, job: &JobControl) -> Result<Inspection> {
         let probe = probe(bytes)?;
         check_limits(&probe, limits.max_pixels, limits.max_frames)?;
+        let at_least = Some((BLURHASH_SOURCE_SIDE, BLURHASH_SOURCE_SIDE));
+        let _memory = job.reserve(decode::peak_bytes(&probe, at_least))?;
+        job.checkpoint()?;
         // Decoding proves the file is whole (a truncated JPEG fails here, not at first render);
         // the JPEG path decodes at 1/8 scale, so this costs a fraction of a full decode.
-        let mut decoded = decode(
-            bytes,
-            &probe,
-            Some((BLURHASH_SOURCE_SIDE, BLURHASH_SOURCE_SIDE)),
-            limits.max_pixels,
-        )?;
+        let mut decoded = decode(bytes, &probe, at_least, limits.max_pixels)?;
+        job.checkpoint()?;
         orient::apply(&mut decoded.image, probe.orientation, Default::default());
         let (width, height) = probe.oriented_size();
         Ok(Inspection {
@@ -99,64 +133,246 @@ impl Imaging for Pipeline {
         })
     }
 
-    fn render(&self, bytes: &[u8], spec: &RenderSpec, deadline: Instant) -> Result<Rendered> {
+    fn render_cost(&self, source: &SourceFacts, spec: &RenderSpec) -> Result<u64> {
+        let max_pixels = self.settings.max_pixels;
+        let plan = checked_plan((source.width, source.height), spec, max_pixels)?;
+        let (w, h) = plan.output();
+        let output = u64::from(w) * u64::from(h) * 4;
+        // The record is oriented; the decode scale does not care which side is which.
+        let probe = Probe {
+            format: source.format,
+            width: source.width,
+            height: source.height,
+            orientation: 1,
+            frames: 1,
+            // Unknown before the bytes are read: assume the costlier case.
+            progressive: true,
+        };
+        let at_least = decode_target(&plan, false);
+        let decoded = decode::peak_bytes(&probe, Some(at_least));
+        // Rotation copies the decoded image once.
+        let rotation = if spec.rotate == Rotation::R0 {
+            0
+        } else {
+            u64::from(source.width) * u64::from(source.height) * 4
+        };
+        Ok(source.bytes + decoded + rotation + OUTPUT_SIZED_BUFFERS * output)
+    }
+
+    fn render(&self, bytes: &[u8], spec: &RenderSpec, job: &JobControl) -> Result<Rendered> {
         let probe = probe(bytes)?;
         check_limits(&probe, self.settings.max_pixels, u64::MAX)?;
         let swaps = orient::swaps_axes(probe.orientation, spec.rotate);
-        let source = if swaps {
-            (probe.height, probe.width)
-        } else {
-            (probe.width, probe.height)
-        };
-        let plan = layout::plan(source, spec);
-        let (out_w, out_h) = plan.crop.or(plan.pad).unwrap_or(plan.resize);
-        let out_pixels = u64::from(out_w) * u64::from(out_h);
-        if out_pixels > self.settings.max_pixels {
-            // A tiny source blown up to 8192x8192 is a cheap request for a costly render.
-            return Err(Error::invalid(
-                "option_out_of_range",
-                format!(
-                    "the output would have {out_pixels} pixels, the limit is {}",
-                    self.settings.max_pixels
-                ),
-            ));
-        }
-        let at_least = if swaps {
-            (plan.resize.1, plan.resize.0)
-        } else {
-            plan.resize
-        };
+        let plan = checked_plan(probe.oriented_size(), spec, self.settings.max_pixels)?;
+        let at_least = decode_target(&plan, swaps);
 
+        job.checkpoint()?;
         let decoded = decode(bytes, &probe, Some(at_least), self.settings.max_pixels)?;
-        check(deadline)?;
+        job.checkpoint()?;
         let mut image = decoded.image;
         orient::apply(&mut image, probe.orientation, spec.rotate);
-        let mut image = resize::resize(image, plan.resize)?;
-        check(deadline)?;
-        if let Some(size) = plan.crop {
-            image = crop::crop(&image, size, spec.gravity);
-        }
+        job.checkpoint()?;
+        let window = plan.window.then(|| {
+            let size = layout::cover_window((image.width(), image.height()), plan.resize);
+            crop::place(&image, size, spec.gravity)
+        });
+        let mut image = resize::resize_window(image, window, plan.resize)?;
+        job.checkpoint()?;
         if let Some(size) = plan.pad {
             let transparent = !matches!(spec.format, ImageFormat::Jpeg);
             image = pad::pad(&image, size, transparent);
         }
         if let Some(sigma) = spec.blur_tenths {
             image = blur::blur(&image, sigma);
-            check(deadline)?;
         }
+        job.checkpoint()?;
         let icc = decoded.icc.as_deref().filter(|_| self.settings.keep_icc);
         let bytes = encode(&image, spec.format, spec.quality, icc, self.settings.encode)?;
-        debug_assert!(
-            spec.fit != Fit::Cover
-                || plan.crop.is_some()
-                || spec.width.is_none()
-                || spec.height.is_none()
-        );
+        debug_assert!(spec.fit != Fit::Cover || (image.width(), image.height()) == plan.output());
         Ok(Rendered {
             bytes,
             format: spec.format,
             width: image.width(),
             height: image.height(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use imgd_core::transform::Gravity;
+
+    use super::*;
+
+    fn pipeline() -> Pipeline {
+        Pipeline::new(PipelineSettings {
+            keep_icc: true,
+            encode: EncodeOptions { avif_speed: 10 },
+            max_pixels: 50_000_000,
+        })
+    }
+
+    fn job() -> JobControl {
+        JobControl::new(Instant::now() + Duration::from_secs(30), None)
+    }
+
+    fn spec(w: u32, h: u32, fit: Fit, format: ImageFormat) -> RenderSpec {
+        RenderSpec {
+            width: Some(w),
+            height: Some(h),
+            fit,
+            gravity: Gravity::Center,
+            format,
+            quality: 80,
+            blur_tenths: None,
+            rotate: Rotation::R0,
+        }
+    }
+
+    /// A PNG of `width` x `height` RGB pixels with an optional colour profile.
+    fn png(width: u32, height: u32, icc: Option<Vec<u8>>) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut info = png::Info::with_size(width, height);
+        info.color_type = png::ColorType::Rgb;
+        info.bit_depth = png::BitDepth::Eight;
+        info.icc_profile = icc.map(Into::into);
+        let mut writer = png::Encoder::with_info(&mut out, info)
+            .unwrap()
+            .write_header()
+            .unwrap();
+        let pixels: Vec<u8> = (0..width * height * 3).map(|i| (i % 251) as u8).collect();
+        writer.write_image_data(&pixels).unwrap();
+        writer.finish().unwrap();
+        out
+    }
+
+    /// The strip that used to make an 8192 x 81,920,000 intermediate (and kill the process)
+    /// renders at its output size, and so does the panorama asked for the other way.
+    #[test]
+    fn cover_of_extreme_strips_allocates_only_the_output() {
+        let strip = png(1, 10_000, None);
+        let out = pipeline()
+            .render(&strip, &spec(8192, 1, Fit::Cover, ImageFormat::Png), &job())
+            .unwrap();
+        assert_eq!((out.width, out.height), (8192, 1));
+        let panorama = png(6000, 1000, None);
+        let out = pipeline()
+            .render(
+                &panorama,
+                &spec(1, 8192, Fit::Cover, ImageFormat::Png),
+                &job(),
+            )
+            .unwrap();
+        assert_eq!((out.width, out.height), (1, 8192));
+    }
+
+    #[test]
+    fn cover_keeps_the_window_gravity_names() {
+        // Left half black, right half white; a square cover window at the east edge is white.
+        let mut image = image::RgbImage::new(200, 100);
+        for (x, _, p) in image.enumerate_pixels_mut() {
+            *p = image::Rgb(if x < 100 { [0; 3] } else { [255; 3] });
+        }
+        let mut bytes = Vec::new();
+        DynamicImage::ImageRgb8(image)
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
+            .unwrap();
+        let mut east = spec(20, 20, Fit::Cover, ImageFormat::Png);
+        east.gravity = Gravity::East;
+        let out = pipeline().render(&bytes, &east, &job()).unwrap();
+        let decoded = image::load_from_memory(&out.bytes).unwrap().to_rgb8();
+        assert_eq!((decoded.width(), decoded.height()), (20, 20));
+        assert!(
+            decoded.pixels().all(|p| p[0] > 200),
+            "east window is the white half"
+        );
+    }
+
+    #[test]
+    fn the_cost_is_known_before_the_source_is_read() {
+        let source = SourceFacts {
+            format: ImageFormat::Png,
+            width: 1,
+            height: 10_000,
+            bytes: 20_000,
+        };
+        let small = pipeline()
+            .render_cost(&source, &spec(8192, 1, Fit::Cover, ImageFormat::Webp))
+            .unwrap();
+        assert!(small < 64 << 20, "the strip costs {small} bytes");
+        let huge = pipeline()
+            .render_cost(&source, &spec(8192, 8192, Fit::Fill, ImageFormat::Webp))
+            .unwrap_err();
+        assert_eq!(huge.code(), "option_out_of_range");
+        let width_only = pipeline()
+            .render_cost(
+                &source,
+                &RenderSpec {
+                    height: None,
+                    ..spec(8192, 1, Fit::Cover, ImageFormat::Webp)
+                },
+            )
+            .unwrap_err();
+        assert_eq!(
+            width_only.code(),
+            "option_out_of_range",
+            "8192 x 81,920,000"
+        );
+    }
+
+    /// A 16x16 PNG whose profile inflates to 64 MiB decodes with the profile dropped by the
+    /// decoder's own limit; one of 2 MiB passes the decoder and is dropped by the cap. Neither
+    /// reaches the output.
+    #[test]
+    fn oversized_colour_profiles_are_dropped() {
+        for size in [64 << 20, 2 << 20] {
+            let bomb = png(16, 16, Some(vec![0u8; size]));
+            assert!(bomb.len() < 1 << 20, "the file itself is small");
+            let out = pipeline()
+                .render(&bomb, &spec(10, 10, Fit::Inside, ImageFormat::Webp), &job())
+                .unwrap();
+            assert!(out.bytes.len() < 10_000, "{} byte variant", out.bytes.len());
+        }
+        let kept = png(16, 16, Some(b"small-profile".to_vec()));
+        let decoded = decode(&kept, &probe(&kept).unwrap(), None, 1 << 20).unwrap();
+        assert_eq!(decoded.icc.as_deref(), Some(&b"small-profile"[..]));
+    }
+
+    #[test]
+    fn a_cancelled_job_stops_at_its_first_checkpoint() {
+        let bytes = png(64, 64, None);
+        let job = job();
+        job.cancel();
+        let err = pipeline()
+            .render(&bytes, &spec(32, 32, Fit::Cover, ImageFormat::Jpeg), &job)
+            .unwrap_err();
+        assert_eq!(err.code(), "cancelled");
+        let late = JobControl::new(Instant::now() - Duration::from_millis(1), None);
+        let err = pipeline()
+            .render(&bytes, &spec(32, 32, Fit::Cover, ImageFormat::Jpeg), &late)
+            .unwrap_err();
+        assert_eq!(err.code(), "render_timeout");
+    }
+
+    #[test]
+    fn inspection_reserves_its_decode_from_the_budget() {
+        let bytes = png(1000, 1000, None);
+        let limits = IngestLimits {
+            max_pixels: 50_000_000,
+            max_frames: 10,
+        };
+        let tight = imgd_core::service::memory::MemoryBudget::new(1 << 20);
+        let job = JobControl::new(Instant::now() + Duration::from_secs(5), Some(tight.clone()));
+        let err = pipeline().inspect(&bytes, &limits, &job).unwrap_err();
+        assert_eq!(err.code(), "image_too_large");
+        let roomy = imgd_core::service::memory::MemoryBudget::new(64 << 20);
+        let job = JobControl::new(Instant::now() + Duration::from_secs(5), Some(roomy.clone()));
+        pipeline().inspect(&bytes, &limits, &job).unwrap();
+        assert_eq!(roomy.used(), 0, "given back after the inspection");
     }
 }

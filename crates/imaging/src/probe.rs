@@ -17,7 +17,13 @@ pub struct Probe {
     /// EXIF orientation, 1..=8 (1 when absent).
     pub orientation: u8,
     pub frames: u32,
+    /// A progressive JPEG (its decoder keeps every coefficient until the last scan).
+    pub progressive: bool,
 }
+
+/// Most scans a JPEG may have. Each progressive scan walks every block of the image again, so
+/// thousands of tiny scans turn a small file into minutes of CPU; real encoders write ~10.
+pub const MAX_JPEG_SCANS: u32 = 100;
 
 impl Probe {
     /// True when the EXIF orientation swaps width and height.
@@ -65,12 +71,23 @@ pub fn probe(bytes: &[u8]) -> Result<Probe> {
         ImageFormat::Webp => webp_frames(bytes),
         _ => 1,
     };
+    let mut progressive = false;
+    if format == ImageFormat::Jpeg {
+        let markers = jpeg_markers(bytes);
+        if markers.scans > MAX_JPEG_SCANS {
+            return Err(Error::CorruptImage(format!(
+                "the JPEG has more than {MAX_JPEG_SCANS} scans"
+            )));
+        }
+        progressive = markers.progressive;
+    }
     Ok(Probe {
         format,
         width,
         height,
         orientation: orientation(bytes),
         frames,
+        progressive,
     })
 }
 
@@ -142,6 +159,54 @@ fn gif_frames(b: &[u8]) -> u32 {
     frames
 }
 
+/// What a walk over a JPEG's marker segments learns.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct JpegMarkers {
+    /// Start-of-scan segments; the walk stops counting once past [`MAX_JPEG_SCANS`].
+    scans: u32,
+    progressive: bool,
+}
+
+/// Walks JPEG segments without decoding: lengths for marker segments, a byte scan for entropy-
+/// coded data (which ends at the first 0xFF not followed by 0x00 or a restart marker). Linear in
+/// the file size; a truncated file counts what it has.
+fn jpeg_markers(b: &[u8]) -> JpegMarkers {
+    let mut found = JpegMarkers::default();
+    let mut i = 2; // past SOI
+    while i + 1 < b.len() && found.scans <= MAX_JPEG_SCANS {
+        if b[i] != 0xFF {
+            i += 1;
+            continue;
+        }
+        let marker = b[i + 1];
+        match marker {
+            0xFF => i += 1, // fill byte
+            0xD9 => break,  // EOI
+            0x01 | 0xD0..=0xD7 => i += 2,
+            _ => {
+                let Some(len) = b.get(i + 2..i + 4) else {
+                    break;
+                };
+                let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+                // SOF2, SOF6, SOF10, SOF14: progressive.
+                if matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE) {
+                    found.progressive = true;
+                }
+                i += 2 + len;
+                if marker == 0xDA {
+                    found.scans += 1;
+                    while i + 1 < b.len()
+                        && !(b[i] == 0xFF && b[i + 1] != 0 && !(0xD0..=0xD7).contains(&b[i + 1]))
+                    {
+                        i += 1;
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
 /// Counts `ANMF` chunks of a WebP; a still WebP has one frame.
 fn webp_frames(b: &[u8]) -> u32 {
     let mut i = 12;
@@ -173,6 +238,29 @@ mod tests {
         gif.push(0x3B);
         assert_eq!(gif_frames(&gif), 3);
         assert_eq!(gif_frames(&gif[..30]), 1);
+    }
+
+    #[test]
+    fn counts_jpeg_scans_and_refuses_thousands() {
+        let jpeg = |scans: usize| {
+            let mut b = vec![
+                0xFF, 0xD8, 0xFF, 0xC2, 0x00, 0x0B, 8, 0, 1, 0, 1, 1, 1, 0x11, 0,
+            ];
+            for _ in 0..scans {
+                b.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x08, 1, 1, 0, 0, 63, 0]);
+                b.extend_from_slice(&[0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD3, 0x56]);
+            }
+            b.extend_from_slice(&[0xFF, 0xD9]);
+            b
+        };
+        assert_eq!(
+            jpeg_markers(&jpeg(3)),
+            JpegMarkers {
+                scans: 3,
+                progressive: true
+            }
+        );
+        assert_eq!(jpeg_markers(&jpeg(5000)).scans, MAX_JPEG_SCANS + 1);
     }
 
     #[test]

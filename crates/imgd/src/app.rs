@@ -1,6 +1,7 @@
 //! The composition root: the one place that knows which adapter implements each port. It reads
-//! like a checklist: open the data dir, the store and the database; bootstrap the admin key;
-//! build the services; bind; serve; drain.
+//! like a checklist: open the data dir, the store and the database; check the secret key (KEK)
+//! and seal what an earlier version stored in plaintext; bootstrap the admin key; build the
+//! services; bind; serve; drain.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use axum::serve::ListenerExt;
 use imgd_blob::{LocalBlobStore, S3BlobStore};
 use imgd_cluster::{
     LocalLimiter, LocalLocks, Membership, RedisConn, RedisLimiter, RedisLocks, SingleNode,
@@ -19,8 +19,12 @@ use imgd_core::port::{BlobStore, IngestLimits, LockManager, Member, MetadataRepo
 use imgd_core::service::auth::{AuthService, Bootstrap};
 use imgd_core::service::catalog::CatalogService;
 use imgd_core::service::delivery::{DeliveryService, DeliverySettings};
+use imgd_core::service::gc::GcService;
+use imgd_core::service::id_filter::IdFilter;
 use imgd_core::service::ingest::{IngestService, IngestSettings};
+use imgd_core::service::memory::MemoryBudget;
 use imgd_core::service::render_pool::RenderPool;
+use imgd_core::service::sealing::{self, Kek};
 use imgd_core::service::tenancy::TenantService;
 use imgd_core::service::{Ports, staging};
 use imgd_http::{AppServices, AppState, ClusterRoute};
@@ -28,7 +32,7 @@ use imgd_imaging::Pipeline;
 use imgd_metadata::{PostgresRepo, SqliteRepo};
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::config::Config;
+use crate::config::{Config, SecretKeySource};
 
 /// A started (bound) server, not yet serving.
 pub struct Server {
@@ -38,9 +42,34 @@ pub struct Server {
     pub generated_admin_key: Option<String>,
     pub admin_key_path: PathBuf,
     listener: tokio::net::TcpListener,
+    /// Header, idle and body timeouts, head size and connection count for the accept loop.
+    connection_limits: imgd_http::serve::ConnectionLimits,
     grace: Duration,
     /// Heartbeats to run while serving; `None` when the node runs alone.
     membership: Option<Arc<Membership>>,
+    /// The periodic collection of unreferenced blobs; `None` when `gc.interval_secs` is 0.
+    gc: Option<GcTask>,
+    /// The image id filter and the database it follows.
+    ids: (Arc<IdFilter>, Arc<dyn MetadataRepo>),
+}
+
+/// How often the id filter reads ids created on other nodes (and checks its fill).
+const ID_FILTER_SYNC: Duration = Duration::from_secs(1);
+
+/// A collection pass every `interval` over blobs unreferenced for `grace`.
+struct GcTask {
+    service: Arc<GcService>,
+    interval: Duration,
+    grace: Duration,
+}
+
+/// The collector over the configured store and database, for `imgd gc` and the server.
+pub async fn open_gc(config: &Config) -> Result<GcService> {
+    Ok(GcService::new(
+        open_metadata(config).await?,
+        open_blob_store(config)?,
+        config.collect_timings(),
+    ))
 }
 
 /// The coordination adapters, chosen together: Redis for all of them, or in-process.
@@ -142,6 +171,51 @@ fn write_admin_key(path: &Path, key: &str) -> Result<()> {
     Ok(())
 }
 
+/// The KEK: configured, read from its file, or, on the embedded default, read from
+/// `DATA_DIR/secret.key`, which the first start generates (mode 0600, like `admin.key`). Whether
+/// it is the key the database was sealed with is [`sealing::check_key`]'s to say.
+pub fn open_secret_key(config: &Config) -> Result<Kek> {
+    let read = |path: &Path| -> Result<Kek> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the secret key {}", path.display()))?;
+        Kek::parse(&text).with_context(|| format!("the secret key in {}", path.display()))
+    };
+    match config.secret_key_source() {
+        SecretKeySource::Value(text) => Kek::parse(&text).context("auth.secret_key"),
+        SecretKeySource::File(path) => read(&path),
+        SecretKeySource::DataDir => {
+            let path = config.server.data_dir.join("secret.key");
+            if !path.exists() {
+                let key = hex::encode(imgd_core::id::random_bytes::<{ sealing::KEY_BYTES }>());
+                match write_private_file(&path, &key) {
+                    Ok(()) => tracing::warn!(
+                        path = %path.display(),
+                        "generated the secret key that seals this database's secrets; back it up apart from the database"
+                    ),
+                    // Another process (the CLI, a second start) created it first: use theirs.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("writing {}", path.display()));
+                    }
+                }
+            }
+            read(&path)
+        }
+    }
+}
+
+/// Creates `path` (never overwriting it) readable by the owner only, with `text` and a newline.
+fn write_private_file(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    writeln!(file, "{text}")?;
+    file.sync_all()
+}
+
 /// Opens every backend, builds the services and binds the listener.
 pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> {
     let data_dir = &config.server.data_dir;
@@ -155,6 +229,12 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
 
     let blobs = open_blob_store(&config)?;
     let repo = open_metadata(&config).await?;
+    // The embedded database has no other writer, so the filter's misses are final there; a
+    // shared database is polled for other nodes' ids (service/id_filter.rs).
+    let ids = Arc::new(IdFilter::new(config.database.url.is_empty()));
+    ids.load(repo.as_ref())
+        .await
+        .context("building the image id filter")?;
     let limits = IngestLimits {
         max_pixels: config.limits.max_pixels,
         max_frames: config.limits.max_frames,
@@ -172,7 +252,11 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
         imaging,
     };
 
-    let auth = Arc::new(AuthService::open(repo).await?);
+    let kek = Arc::new(open_secret_key(&config)?);
+    sealing::check_key(repo.as_ref(), &kek)
+        .await
+        .context("checking the secret key")?;
+    let auth = Arc::new(AuthService::open(repo, &kek).await?);
     let configured_key = Some(config.auth.admin_key.as_str()).filter(|k| !k.is_empty());
     let admin_key_path = data_dir.join("admin.key");
     let generated_admin_key = match auth.bootstrap_admin(configured_key).await? {
@@ -186,10 +270,13 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
     // Cross-process locks are renewed while held, so this only bounds how long a crashed
     // holder blocks others.
     let lock_ttl = Duration::from_millis(config.cluster.lock_ttl_ms);
+    // One memory budget for renders and upload inspections alike.
+    let memory = MemoryBudget::new(config.memory_budget_bytes());
     let pool = Arc::new(RenderPool::new(
         config.render_workers(),
         config.render.queue,
         Duration::from_secs(config.render.timeout_secs),
+        memory,
     ));
     let record_cache_ttl = Duration::from_millis(config.render.record_cache_ttl_ms);
     let mut delivery = DeliveryService::new(
@@ -208,24 +295,55 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
     if let Some(rate) = config.render_rate() {
         delivery = delivery.with_render_budget(coordination.limiter.clone(), rate);
     }
-    let delivery = Arc::new(delivery);
-    let tenants = Arc::new(TenantService::new(ports.repo.clone(), record_cache_ttl));
+    if let Some(rate) = config.client_render_rate() {
+        delivery = delivery.with_client_render_budget(coordination.limiter.clone(), rate);
+    }
+    let delivery = Arc::new(delivery.with_id_filter(ids.clone()));
+    let repo_for_ids = ports.repo.clone();
+    let tenants = Arc::new(TenantService::new(
+        ports.repo.clone(),
+        record_cache_ttl,
+        kek,
+    ));
+    let sealed = tenants
+        .seal_plaintext_secrets()
+        .await
+        .context("sealing signing secrets stored in plaintext")?;
+    if sealed > 0 {
+        tracing::info!(
+            tenants = sealed,
+            "sealed signing secrets an earlier version stored in plaintext"
+        );
+    }
     let forget = delivery.clone();
     let catalog = Arc::new(CatalogService::new(
         ports.clone(),
-        lock_ttl,
         Box::new(move |id| forget.forget_image(id)),
     ));
-    let ingest = Arc::new(IngestService::new(
-        ports.clone(),
-        pool,
-        IngestSettings {
-            max_upload_bytes: config.limits.max_upload_bytes,
-            limits,
-            staging_dir,
-            lock_ttl,
-        },
-    ));
+    let ingest = Arc::new(
+        IngestService::new(
+            ports.clone(),
+            pool,
+            IngestSettings {
+                max_upload_bytes: config.limits.max_upload_bytes,
+                limits,
+                staging_dir,
+                collect: config.collect_timings(),
+            },
+        )
+        .with_id_filter(ids.clone()),
+    );
+
+    // Every node collects: claims make concurrent collectors (and `imgd gc`) safe.
+    let gc = (config.gc.interval_secs > 0).then(|| GcTask {
+        service: Arc::new(GcService::new(
+            ports.repo.clone(),
+            ports.blobs.clone(),
+            config.collect_timings(),
+        )),
+        interval: Duration::from_secs(config.gc.interval_secs),
+        grace: Duration::from_secs(config.gc.grace_secs),
+    });
 
     let state = AppState::new(AppServices {
         ports,
@@ -247,9 +365,12 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
         addr,
         state,
         membership: coordination.membership,
+        gc,
+        ids: (ids, repo_for_ids),
         generated_admin_key,
         admin_key_path,
         listener,
+        connection_limits: config.connection_limits(),
         grace: Duration::from_secs(config.server.shutdown_grace_secs),
     })
 }
@@ -262,11 +383,9 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         let draining = self.state.draining.clone();
-        let (drain_started_tx, drain_started) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
             draining.store(true, Ordering::SeqCst);
-            let _ = drain_started_tx.send(());
         };
         // Heartbeats stop (and the node leaves the ring) as soon as draining starts, so peers
         // stop forwarding here while in-flight requests finish.
@@ -278,27 +397,33 @@ impl Server {
                 }
             }));
         }
-        let router = imgd_http::router(self.state);
-        let serve = axum::serve(
-            self.listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            }),
-            // The peer address feeds per-client rate limits.
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal);
-        let grace = self.grace;
-        let deadline = async move {
-            if drain_started.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
+        let (ids, repo) = self.ids;
+        let draining = self.state.draining.clone();
+        tokio::spawn(ids.keep_current(repo, ID_FILTER_SYNC, async move {
+            while !draining.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-        };
-        tokio::select! {
-            result = serve => result.context("server failed")?,
-            _ = deadline => tracing::warn!(?grace, "grace period over, dropping unfinished requests"),
+        }));
+        // The collector stops with draining too, between blobs.
+        if let Some(gc) = self.gc {
+            tokio::spawn(crate::commands::gc::periodic(
+                gc.service,
+                gc.interval,
+                gc.grace,
+                self.state.draining.clone(),
+            ));
         }
+        let router = imgd_http::router(self.state);
+        // Our own accept loop (connection limits and timeouts); it passes each request the peer
+        // address as `ConnectInfo`, for per-client rate limits.
+        imgd_http::serve::serve(
+            self.listener,
+            router,
+            self.connection_limits,
+            signal,
+            self.grace,
+        )
+        .await;
         tracing::info!("imgd stopped");
         Ok(())
     }

@@ -27,6 +27,22 @@ pub enum Command {
     Admin(AdminCommand),
     /// Sign a delivery URL with a tenant's signing secret, offline.
     Sign(SignArgs),
+    /// Remove the bytes and variants of blobs no image has referred to for the grace period, in
+    /// one pass, and print a JSON summary. Safe while servers run.
+    Gc(GcArgs),
+}
+
+/// Flags of `gc`.
+#[derive(Debug, clap::Args)]
+pub struct GcArgs {
+    /// Count what would be removed; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Seconds a blob must have been unreferenced to go [default: gc.grace_secs].
+    #[arg(long, value_name = "N")]
+    pub grace_secs: Option<u64>,
+    #[command(flatten)]
+    pub store: ServeArgs,
 }
 
 /// `imgd admin ...`.

@@ -24,6 +24,8 @@ pub const ENV_OPTIONS: &[(&str, &str, &str)] = &[
     ("IMGD_DATA_DIR", "server", "data_dir"),
     ("IMGD_PUBLIC_URL", "server", "public_url"),
     ("IMGD_ADMIN_KEY", "auth", "admin_key"),
+    ("IMGD_SECRET_KEY", "auth", "secret_key"),
+    ("IMGD_SECRET_KEY_FILE", "auth", "secret_key_file"),
     ("IMGD_LOG", "log", "level"),
     ("IMGD_LOG_FORMAT", "log", "format"),
     ("IMGD_DATABASE_URL", "database", "url"),
@@ -57,7 +59,20 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub storage: StorageConfig,
     pub cluster: ClusterConfig,
+    pub gc: GcConfig,
     pub presets: BTreeMap<String, String>,
+}
+
+/// `[gc]`: when unreferenced blobs are collected, and the timings of the pin/claim protocol.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcConfig {
+    /// 0: no periodic collection on this node.
+    pub interval_secs: u64,
+    pub grace_secs: u64,
+    pub pin_ttl_secs: u64,
+    pub pin_wait_secs: u64,
+    pub claim_ttl_secs: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -101,12 +116,37 @@ pub struct ServerConfig {
     pub public_url: String,
     pub shutdown_grace_secs: u64,
     pub client_ip_header: String,
+    pub header_read_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub body_timeout_secs: u64,
+    pub min_upload_bytes_per_sec: u64,
+    pub max_header_bytes: usize,
+    pub max_connections: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     pub admin_key: String,
+    /// The KEK itself (hex or base64 of 32 bytes); checked here, used by `app`.
+    pub secret_key: String,
+    /// A file holding the KEK; read by `app` at start.
+    pub secret_key_file: PathBuf,
+}
+
+/// The shortest operator-chosen admin key accepted: long enough that guessing is hopeless even
+/// for a key a person made up.
+pub const MIN_ADMIN_KEY_CHARS: usize = 24;
+
+/// Where the KEK comes from, as configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretKeySource {
+    /// `auth.secret_key` / `IMGD_SECRET_KEY`.
+    Value(String),
+    /// `auth.secret_key_file`.
+    File(PathBuf),
+    /// Neither: the embedded default generates `DATA_DIR/secret.key` on first start.
+    DataDir,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -124,6 +164,9 @@ pub struct LimitsConfig {
     pub upload_burst: u32,
     pub renders_per_minute: u32,
     pub render_burst: u32,
+    pub client_renders_per_minute: u32,
+    pub client_render_burst: u32,
+    pub memory_budget_mb: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -263,6 +306,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
+        self.validate_auth()?;
         let r = &self.render;
         for (name, q) in [
             ("quality_jpeg", r.quality_jpeg),
@@ -287,6 +331,21 @@ impl Config {
         }
         if self.server.public_url.ends_with('/') {
             bail!("server.public_url must not end with '/'");
+        }
+        let server = &self.server;
+        if server.header_read_timeout_secs == 0
+            || server.idle_timeout_secs == 0
+            || server.body_timeout_secs == 0
+        {
+            bail!(
+                "server.header_read_timeout_secs, idle_timeout_secs and body_timeout_secs must be positive"
+            );
+        }
+        if server.max_header_bytes < 4096 {
+            bail!("server.max_header_bytes must be at least 4096");
+        }
+        if server.max_connections == 0 {
+            bail!("server.max_connections must be positive");
         }
         let store = &self.storage.store;
         if store != "local" && !store.starts_with("s3://") {
@@ -315,7 +374,53 @@ impl Config {
         if c.heartbeat_ttl_ms < 300 || c.lock_ttl_ms < 300 {
             bail!("cluster.heartbeat_ttl_ms and cluster.lock_ttl_ms must be at least 300");
         }
+        if self.gc.pin_ttl_secs == 0 || self.gc.claim_ttl_secs < 2 {
+            bail!("gc.pin_ttl_secs must be positive and gc.claim_ttl_secs at least 2");
+        }
         Ok(())
+    }
+
+    /// The admin key's length, and the KEK's form and presence: a cluster (PostgreSQL) refuses
+    /// to start without one, because every node must seal and open with the same key.
+    fn validate_auth(&self) -> Result<()> {
+        let a = &self.auth;
+        let chars = a.admin_key.chars().count();
+        if chars > 0 && chars < MIN_ADMIN_KEY_CHARS {
+            bail!(
+                "auth.admin_key (IMGD_ADMIN_KEY) must be at least {MIN_ADMIN_KEY_CHARS} characters, \
+                 not {chars}; e.g. `openssl rand -hex 24`, or leave it empty to have one generated"
+            );
+        }
+        if !a.secret_key.is_empty() && !a.secret_key_file.as_os_str().is_empty() {
+            bail!(
+                "set auth.secret_key (IMGD_SECRET_KEY) or auth.secret_key_file (IMGD_SECRET_KEY_FILE), not both"
+            );
+        }
+        if !a.secret_key.is_empty() {
+            imgd_core::service::sealing::Kek::parse(&a.secret_key).map_err(|e| {
+                anyhow::anyhow!("auth.secret_key (IMGD_SECRET_KEY) is not a valid key: {e}")
+            })?;
+        }
+        if self.secret_key_source() == SecretKeySource::DataDir && !self.database.url.is_empty() {
+            bail!(
+                "PostgreSQL (IMGD_DATABASE_URL) needs a secret key shared by every node: set \
+                 IMGD_SECRET_KEY (auth.secret_key, e.g. `openssl rand -hex 32`) or \
+                 auth.secret_key_file"
+            );
+        }
+        Ok(())
+    }
+
+    /// Where the KEK comes from.
+    pub fn secret_key_source(&self) -> SecretKeySource {
+        let a = &self.auth;
+        if !a.secret_key.is_empty() {
+            SecretKeySource::Value(a.secret_key.clone())
+        } else if !a.secret_key_file.as_os_str().is_empty() {
+            SecretKeySource::File(a.secret_key_file.clone())
+        } else {
+            SecretKeySource::DataDir
+        }
     }
 
     /// The pipeline's settings.
@@ -326,6 +431,16 @@ impl Config {
                 avif_speed: self.render.avif_speed,
             },
             max_pixels: self.limits.max_pixels,
+        }
+    }
+
+    /// The blob-collection protocol's timings, for uploads and collectors.
+    pub fn collect_timings(&self) -> imgd_core::service::gc::CollectTimings {
+        let g = &self.gc;
+        imgd_core::service::gc::CollectTimings {
+            pin_ttl: std::time::Duration::from_secs(g.pin_ttl_secs),
+            pin_wait: std::time::Duration::from_secs(g.pin_wait_secs),
+            claim_ttl: std::time::Duration::from_secs(g.claim_ttl_secs),
         }
     }
 
@@ -360,15 +475,12 @@ impl Config {
             }
         };
         hide(&mut self.auth.admin_key);
+        hide(&mut self.auth.secret_key);
         hide(&mut self.storage.s3_secret_access_key);
         hide(&mut self.cluster.secret);
         // A database or Redis URL may carry a password.
         for url in [&mut self.database.url, &mut self.cluster.redis_url] {
-            if let Some((scheme, rest)) = url.split_once("://")
-                && let Some((_, host)) = rest.rsplit_once('@')
-            {
-                *url = format!("{scheme}://<credentials>@{host}");
-            }
+            *url = hide_url_credentials(url);
         }
     }
 
@@ -382,9 +494,37 @@ impl Config {
         }
     }
 
+    /// Per-connection limits: header, idle and body timeouts, head size, connection count.
+    pub fn connection_limits(&self) -> imgd_http::serve::ConnectionLimits {
+        let s = &self.server;
+        imgd_http::serve::ConnectionLimits {
+            header_read_timeout: std::time::Duration::from_secs(s.header_read_timeout_secs),
+            idle_timeout: std::time::Duration::from_secs(s.idle_timeout_secs),
+            body: imgd_http::serve::body::BodyLimits {
+                timeout: std::time::Duration::from_secs(s.body_timeout_secs),
+                min_bytes_per_sec: s.min_upload_bytes_per_sec,
+            },
+            max_header_bytes: s.max_header_bytes,
+            max_connections: s.max_connections,
+        }
+    }
+
     /// Renders per tenant, if limited.
     pub fn render_rate(&self) -> Option<imgd_core::port::Rate> {
         rate(self.limits.renders_per_minute, self.limits.render_burst)
+    }
+
+    /// Renders per client address, if limited.
+    pub fn client_render_rate(&self) -> Option<imgd_core::port::Rate> {
+        rate(
+            self.limits.client_renders_per_minute,
+            self.limits.client_render_burst,
+        )
+    }
+
+    /// Bytes renders and upload inspections may reserve together.
+    pub fn memory_budget_bytes(&self) -> u64 {
+        self.limits.memory_budget_mb.saturating_mul(1 << 20)
     }
 
     /// The client-address header, if configured and valid.
@@ -443,6 +583,35 @@ impl Config {
     }
 }
 
+/// `url` with its credentials replaced by markers: the user information before the host
+/// (`user:pass@`, `:pass@`) and the values of query parameters that carry a secret
+/// (`?password=`, which libpq and sqlx accept, and the like). Errs on the side of hiding: a
+/// password may hold `/`, `?` or `@` unescaped, so everything up to the last `@` goes.
+fn hide_url_credentials(url: &str) -> String {
+    const SECRET_PARAMS: &[&str] = &["password", "pass", "passwd", "pwd", "secret", "token"];
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let rest = match rest.rsplit_once('@') {
+        Some((_, host)) => format!("<credentials>@{host}"),
+        None => rest.to_owned(),
+    };
+    let masked: String = rest
+        .split_inclusive(['?', '&'])
+        .map(|piece| {
+            let body = piece.trim_end_matches(['?', '&']);
+            let separator = &piece[body.len()..];
+            match body.split_once('=') {
+                Some((name, _)) if SECRET_PARAMS.contains(&name.to_ascii_lowercase().as_str()) => {
+                    format!("{name}=<hidden>{separator}")
+                }
+                _ => piece.to_owned(),
+            }
+        })
+        .collect();
+    format!("{scheme}://{masked}")
+}
+
 /// A per-minute rate; 0 means unlimited.
 fn rate(per_minute: u32, burst: u32) -> Option<imgd_core::port::Rate> {
     (per_minute > 0).then(|| imgd_core::port::Rate::per_minute(per_minute, burst))
@@ -460,12 +629,32 @@ mod tests {
     }
 
     #[test]
+    fn gc_timings_default_and_are_checked() {
+        let config = Config::load(&Overrides::default(), env(&[])).unwrap();
+        assert_eq!((config.gc.interval_secs, config.gc.grace_secs), (300, 3600));
+        let timings = config.collect_timings();
+        assert_eq!(timings.pin_wait.as_secs(), 10);
+        assert!(timings.pin_ttl > timings.pin_wait);
+        let set = |k: &str, v: &str| Config::load(&Overrides::default(), env(&[(k, v)]));
+        assert_eq!(set("IMGD_GC__GRACE_SECS", "0").unwrap().gc.grace_secs, 0);
+        assert!(set("IMGD_GC__PIN_TTL_SECS", "0").is_err());
+        assert!(set("IMGD_GC__CLAIM_TTL_SECS", "1").is_err());
+    }
+
+    #[test]
     fn the_documented_defaults_parse_and_match_the_contract() {
         let config = Config::load(&Overrides::default(), env(&[])).unwrap();
         assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.server.data_dir, PathBuf::from("./imgd-data"));
         assert_eq!(config.auth.admin_key, "");
         assert!(config.presets.contains_key("thumb"));
+        let limits = config.connection_limits();
+        assert_eq!(limits.header_read_timeout.as_secs(), 10);
+        assert_eq!(limits.idle_timeout.as_secs(), 60);
+        assert_eq!(limits.body.timeout.as_secs(), 30);
+        assert_eq!(limits.body.min_bytes_per_sec, 1024);
+        assert_eq!(limits.max_header_bytes, 16384);
+        assert_eq!(limits.max_connections, 4096);
     }
 
     #[test]
@@ -538,6 +727,7 @@ mod tests {
             ("IMGD_REDIS_URL", "redis://127.0.0.1/"),
             ("IMGD_NODE_ID", "node-a"),
             ("IMGD_CLUSTER_SECRET", "0123456789abcdef"),
+            ("IMGD_SECRET_KEY", KEK),
         ]);
         let mut config = Config::load(&Overrides::default(), cluster.clone()).unwrap();
         assert_eq!(config.database.url, "postgres://u:p@db/imgd");
@@ -555,7 +745,7 @@ mod tests {
         // DATABASE_URL is honoured when IMGD_DATABASE_URL is absent.
         let fallback = Config::load(
             &Overrides::default(),
-            env(&[("DATABASE_URL", "postgres://x/y")]),
+            env(&[("DATABASE_URL", "postgres://x/y"), ("IMGD_SECRET_KEY", KEK)]),
         );
         assert_eq!(fallback.unwrap().database.url, "postgres://x/y");
         // A cluster without a secret, or without shared storage, is refused.
@@ -565,6 +755,117 @@ mod tests {
         let mut local_store = cluster;
         local_store.retain(|(k, _)| k != "IMGD_STORE");
         assert!(Config::load(&Overrides::default(), local_store).is_err());
+    }
+
+    /// A valid KEK for tests: 32 bytes as hex.
+    const KEK: &str = "0001020304050607080910111213141516171819202122232425262728293031";
+
+    #[test]
+    fn admin_keys_shorter_than_24_characters_are_refused() {
+        let short = Config::load(
+            &Overrides::default(),
+            env(&[("IMGD_ADMIN_KEY", "only-23-characters-long")]),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{short:#}").contains("at least 24 characters, not 23"),
+            "{short:#}"
+        );
+        for ok in ["", "test-admin-key-0123456789", "exactly-24-characters-ok"] {
+            assert!(
+                Config::load(&Overrides::default(), env(&[("IMGD_ADMIN_KEY", ok)])).is_ok(),
+                "{ok:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_secret_key_is_checked_and_required_with_postgres() {
+        let load = |pairs: &[(&str, &str)]| Config::load(&Overrides::default(), env(pairs));
+        let embedded = load(&[]).unwrap();
+        assert_eq!(embedded.secret_key_source(), SecretKeySource::DataDir);
+        let given = load(&[("IMGD_SECRET_KEY", KEK)]).unwrap();
+        assert_eq!(
+            given.secret_key_source(),
+            SecretKeySource::Value(KEK.into())
+        );
+        let file = load(&[("IMGD_SECRET_KEY_FILE", "/run/secrets/kek")]).unwrap();
+        assert_eq!(
+            file.secret_key_source(),
+            SecretKeySource::File("/run/secrets/kek".into())
+        );
+        for (pairs, says) in [
+            (vec![("IMGD_SECRET_KEY", "REPLACE-ME")], "not a valid key"),
+            (
+                vec![("IMGD_SECRET_KEY", KEK), ("IMGD_SECRET_KEY_FILE", "/k")],
+                "not both",
+            ),
+            (
+                vec![("IMGD_DATABASE_URL", "postgres://db/imgd")],
+                "needs a secret key shared by every node",
+            ),
+        ] {
+            let err = load(&pairs).unwrap_err();
+            assert!(format!("{err:#}").contains(says), "{pairs:?}: {err:#}");
+        }
+        for kek in [("IMGD_SECRET_KEY", KEK), ("IMGD_SECRET_KEY_FILE", "/k")] {
+            assert!(load(&[("IMGD_DATABASE_URL", "postgres://db/imgd"), kek]).is_ok());
+        }
+    }
+
+    #[test]
+    fn config_output_hides_every_secret() {
+        let mut config = Config::load(
+            &Overrides::default(),
+            env(&[
+                ("IMGD_ADMIN_KEY", "admin-key-that-is-long-enough"),
+                ("IMGD_SECRET_KEY", KEK),
+                (
+                    "IMGD_DATABASE_URL",
+                    "postgres://imgd:db-pass@db:5432/imgd?sslmode=require&password=query-pass",
+                ),
+                ("AWS_SECRET_ACCESS_KEY", "s3-secret"),
+                ("IMGD_REDIS_URL", "redis://:redis-pass@redis:6379/0"),
+                ("IMGD_STORE", "s3://bucket"),
+                ("IMGD_CLUSTER_SECRET", "cluster-secret-0123456789"),
+            ]),
+        )
+        .unwrap();
+        config.hide_secrets();
+        let shown = format!("{config:#?}");
+        for secret in [
+            "admin-key-that-is-long-enough",
+            KEK,
+            "db-pass",
+            "query-pass",
+            "s3-secret",
+            "redis-pass",
+            "cluster-secret-0123456789",
+        ] {
+            assert!(!shown.contains(secret), "{secret} shown in:\n{shown}");
+        }
+        assert_eq!(
+            config.database.url,
+            "postgres://<credentials>@db:5432/imgd?sslmode=require&password=<hidden>"
+        );
+        assert_eq!(
+            config.cluster.redis_url,
+            "redis://<credentials>@redis:6379/0"
+        );
+        assert_eq!(config.auth.secret_key, "<set, not shown>");
+        for (url, hidden) in [
+            (
+                "postgres://db/imgd?user=me&PASSWORD=x",
+                "postgres://db/imgd?user=me&PASSWORD=<hidden>",
+            ),
+            (
+                "postgres://u:p/with?odd@chars@db/imgd",
+                "postgres://<credentials>@db/imgd",
+            ),
+            ("postgres://db/imgd", "postgres://db/imgd"),
+        ] {
+            assert_eq!(hide_url_credentials(url), hidden);
+        }
     }
 
     #[test]
@@ -596,6 +897,16 @@ mod tests {
             .is_err()
         );
         assert!(Config::load(&Overrides::default(), env(&[("IMGD_RENDER__NOPE", "1")])).is_err());
+        for (name, value) in [
+            ("IMGD_SERVER__HEADER_READ_TIMEOUT_SECS", "0"),
+            ("IMGD_SERVER__MAX_HEADER_BYTES", "1024"),
+            ("IMGD_SERVER__MAX_CONNECTIONS", "0"),
+        ] {
+            assert!(
+                Config::load(&Overrides::default(), env(&[(name, value)])).is_err(),
+                "{name}={value}"
+            );
+        }
         // Unrelated variables are left alone.
         assert!(
             Config::load(

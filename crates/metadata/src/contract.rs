@@ -7,7 +7,8 @@ use std::sync::Arc;
 use imgd_core::format::ImageFormat;
 use imgd_core::id::{ContentHash, ImageId, TenantId, VariantKey};
 use imgd_core::model::{
-    ApiKeyRecord, Cursor, ImagePatch, ImageRecord, ListQuery, Role, VariantRecord,
+    ApiKeyRecord, BlobPin, ClaimRule, Cursor, ImagePatch, ImageRecord, ListQuery, PinOutcome, Role,
+    VariantRecord, now_millis,
 };
 use imgd_core::port::MetadataRepo;
 
@@ -37,9 +38,38 @@ pub(crate) fn image(
     }
 }
 
+/// A random positive row generation, as the ingest service makes them.
+fn generation() -> i64 {
+    (i64::from_le_bytes(imgd_core::id::random_bytes::<8>()) & i64::MAX) | 1
+}
+
+/// Pins the image's blob as an upload does (for a minute), expecting it live.
+pub(crate) async fn pin(repo: &dyn MetadataRepo, hash: &ContentHash) -> BlobPin {
+    let now = now_millis();
+    match repo
+        .pin_blob(hash, 1234, now, now + 60_000, generation())
+        .await
+        .unwrap()
+    {
+        PinOutcome::Pinned(pin) => pin,
+        PinOutcome::Deleting => panic!("blob {hash} is being collected"),
+    }
+}
+
+/// Records the image as an upload does: pin its blob, then take the reference through the pin.
+pub(crate) async fn insert_pinned(
+    repo: &dyn MetadataRepo,
+    image: &ImageRecord,
+) -> imgd_core::Result<()> {
+    let pin = pin(repo, &image.hash).await;
+    repo.insert_image(image, &pin).await
+}
+
 /// Runs the whole contract against `repo`.
 pub async fn run(repo: Arc<dyn MetadataRepo>) {
-    crate::contract_tenancy::run(repo.as_ref()).await;
+    crate::contract_tenancy::run(repo.clone()).await;
+    collection(repo.as_ref()).await;
+    racing_pins_and_claims(repo.as_ref()).await;
     let repo = repo.as_ref();
     let unique = ImageId::generate();
     let tenant = TenantId::new(format!("t-{unique}"));
@@ -63,6 +93,28 @@ pub async fn run(repo: Arc<dyn MetadataRepo>) {
     assert_eq!(
         repo.setting_or_init(&setting, "second").await.unwrap(),
         "first"
+    );
+    // Replacing is compare-and-set: only from the value the caller read.
+    assert!(
+        !repo
+            .replace_setting(&setting, "second", "third")
+            .await
+            .unwrap()
+    );
+    assert!(
+        repo.replace_setting(&setting, "first", "third")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        repo.setting_or_init(&setting, "fourth").await.unwrap(),
+        "third"
+    );
+    assert!(
+        !repo
+            .replace_setting(&format!("unset-{unique}"), "", "x")
+            .await
+            .unwrap()
     );
 
     // API keys.
@@ -110,7 +162,7 @@ pub async fn run(repo: Arc<dyn MetadataRepo>) {
     let b = image(&tenant, &shared, 2000, &["dog"]);
     let c = image(&tenant, &own, 2000, &["cat"]);
     for img in [&a, &b, &c] {
-        repo.insert_image(img).await.unwrap();
+        insert_pinned(repo, img).await.unwrap();
     }
     assert_eq!(repo.blob_refs(&shared).await.unwrap(), 2);
     assert_eq!(repo.image(&a.id).await.unwrap(), Some(a.clone()));
@@ -246,7 +298,7 @@ pub async fn run(repo: Arc<dyn MetadataRepo>) {
         Some(variant.clone())
     );
 
-    // Delete: the blob survives while referenced; its variants go with the last reference.
+    // Delete: only references go; the blob row and its variants stay until collected.
     assert_eq!(
         repo.delete_image(&other, &a.id).await.unwrap(),
         None,
@@ -262,16 +314,252 @@ pub async fn run(repo: Arc<dyn MetadataRepo>) {
     assert_eq!(second.hash, shared);
     assert!(second.blob_orphaned);
     assert_eq!(repo.blob_refs(&shared).await.unwrap(), 0);
-    assert_eq!(repo.variant(&variant.key).await.unwrap(), None);
+    assert_eq!(
+        repo.variant(&variant.key).await.unwrap(),
+        Some(variant.clone()),
+        "variant rows go with the collection, not the delete"
+    );
     assert_eq!(
         repo.delete_image(&tenant, &b.id).await.unwrap(),
         None,
         "deleting twice finds nothing"
     );
 
-    // The same bytes uploaded again start a fresh reference count.
+    // The same bytes uploaded again before collection take the orphan back.
     let again = image(&tenant, &shared, 3000, &[]);
-    repo.insert_image(&again).await.unwrap();
+    insert_pinned(repo, &again).await.unwrap();
     assert_eq!(repo.blob_refs(&shared).await.unwrap(), 1);
     repo.check().await.unwrap();
+}
+
+/// A rule that lets a collector claim anything unreferenced and unpinned at `now`.
+fn eager(now: i64) -> ClaimRule {
+    ClaimRule {
+        now,
+        orphaned_before: now + 1_000,
+        never_referenced: false,
+        stale_claim_before: i64::MIN,
+    }
+}
+
+/// Blob collection: pins, claims and their order, as `imgd_core::service::gc` relies on.
+async fn collection(repo: &dyn MetadataRepo) {
+    let unique = ImageId::generate();
+    let tenant = TenantId::new(format!("gc-{unique}"));
+    repo.ensure_tenant(&tenant, &format!("gc {unique}"))
+        .await
+        .unwrap();
+    let blob = |label: &str| ContentHash::of(format!("{label} {unique}").as_bytes());
+
+    // A pin blocks a claim, listed or not, until it is given back or expires.
+    let pinned = blob("pinned");
+    let first = pin(repo, &pinned).await;
+    let second = pin(repo, &pinned).await;
+    assert_eq!(first, second, "pins of a live row share its generation");
+    let now = now_millis();
+    assert_eq!(
+        repo.claim_orphan(&pinned, &eager(now), 1).await.unwrap(),
+        None
+    );
+    let listed = repo.orphans(&eager(now), None, 100_000).await.unwrap();
+    assert!(
+        !listed.iter().any(|o| o.hash == pinned),
+        "pinned is no orphan"
+    );
+    repo.release_pin(&first).await.unwrap();
+    assert_eq!(
+        repo.claim_orphan(&pinned, &eager(now), 1).await.unwrap(),
+        None,
+        "one pin is still held"
+    );
+    let expired = ClaimRule {
+        now: now + 61_000,
+        orphaned_before: now + 61_000,
+        ..eager(now)
+    };
+    assert!(
+        repo.orphans(&expired, None, 100_000)
+            .await
+            .unwrap()
+            .iter()
+            .any(|o| o.hash == pinned && !o.stale_claim),
+        "an expired pin no longer protects"
+    );
+    repo.release_pin(&second).await.unwrap();
+    let claim = repo
+        .claim_orphan(&pinned, &eager(now), 7)
+        .await
+        .unwrap()
+        .expect("the last pin given back: claimable");
+    assert_eq!((claim.size, claim.token), (1234, 7));
+
+    // A claim blocks pins until finished; a pin from before it cannot commit, ever.
+    let variant = VariantRecord {
+        key: VariantKey::from_stored(format!("{:0>64}", unique.as_str())),
+        source: pinned.clone(),
+        format: ImageFormat::Webp,
+        bytes: 9,
+        etag: "f".repeat(64),
+        created_at: 5,
+    };
+    repo.insert_variant(&variant).await.unwrap();
+    assert_eq!(
+        repo.pin_blob(&pinned, 1234, now, now + 60_000, 99)
+            .await
+            .unwrap(),
+        PinOutcome::Deleting
+    );
+    let late = image(&tenant, &pinned, 1, &[]);
+    assert_eq!(
+        repo.insert_image(&late, &first).await.unwrap_err().code(),
+        "unavailable",
+        "a reference into a claimed row is refused"
+    );
+    assert_eq!(repo.image(&late.id).await.unwrap(), None);
+    assert_eq!(
+        repo.claim_orphan(&pinned, &eager(now), 8).await.unwrap(),
+        None,
+        "claimed once"
+    );
+    assert!(
+        !repo
+            .finish_collect(&imgd_core::model::BlobClaim {
+                token: 8,
+                ..claim.clone()
+            })
+            .await
+            .unwrap(),
+        "only the claim's holder finishes"
+    );
+    assert!(repo.finish_collect(&claim).await.unwrap());
+    assert_eq!(
+        repo.variant(&variant.key).await.unwrap(),
+        None,
+        "variant rows go with the blob"
+    );
+    let fresh = pin(repo, &pinned).await;
+    assert_ne!(fresh.generation, first.generation, "a new incarnation");
+    assert_eq!(
+        repo.insert_image(&late, &first).await.unwrap_err().code(),
+        "unavailable",
+        "a pin of the collected incarnation cannot commit into the new one"
+    );
+    repo.insert_image(&late, &fresh).await.unwrap();
+    assert_eq!(repo.blob_refs(&pinned).await.unwrap(), 1);
+
+    // A referenced blob is never claimed, whatever the rule.
+    let anything = ClaimRule {
+        now: i64::MAX,
+        orphaned_before: i64::MAX,
+        never_referenced: false,
+        stale_claim_before: i64::MAX,
+    };
+    assert_eq!(
+        repo.claim_orphan(&pinned, &anything, 9).await.unwrap(),
+        None
+    );
+    assert!(
+        !repo
+            .orphans(&anything, None, 100_000)
+            .await
+            .unwrap()
+            .iter()
+            .any(|o| o.hash == pinned)
+    );
+
+    // The grace period: an orphan is claimed only once it has been one long enough; an upload
+    // that never committed counts from its pin, and only such blobs are "never referenced".
+    repo.delete_image(&tenant, &late.id).await.unwrap();
+    let now = now_millis();
+    let graced = ClaimRule {
+        orphaned_before: now - 3_600_000,
+        ..eager(now)
+    };
+    assert_eq!(repo.claim_orphan(&pinned, &graced, 10).await.unwrap(), None);
+    let unreferenced_only = ClaimRule {
+        never_referenced: true,
+        ..eager(now)
+    };
+    assert_eq!(
+        repo.claim_orphan(&pinned, &unreferenced_only, 10)
+            .await
+            .unwrap(),
+        None,
+        "it was referenced"
+    );
+    let abandoned = blob("abandoned");
+    let held = pin(repo, &abandoned).await;
+    repo.release_pin(&held).await.unwrap();
+    assert_eq!(
+        repo.claim_orphan(&abandoned, &graced, 11).await.unwrap(),
+        None,
+        "a fresh row is young"
+    );
+    let claim = repo
+        .claim_orphan(&abandoned, &unreferenced_only, 11)
+        .await
+        .unwrap()
+        .expect("never referenced");
+    assert!(repo.finish_collect(&claim).await.unwrap());
+    let claim = repo
+        .claim_orphan(&pinned, &eager(now_millis()), 12)
+        .await
+        .unwrap()
+        .expect("past the grace period");
+
+    // A stalled collector's claim is taken over once stale; the stalled one cannot finish.
+    let stale = ClaimRule {
+        stale_claim_before: now_millis() + 1,
+        ..eager(now_millis())
+    };
+    assert!(
+        repo.orphans(&stale, None, 100_000)
+            .await
+            .unwrap()
+            .iter()
+            .any(|o| o.hash == pinned && o.stale_claim)
+    );
+    let taken = repo
+        .claim_orphan(&pinned, &stale, 13)
+        .await
+        .unwrap()
+        .expect("a stale claim is taken over");
+    assert!(!repo.finish_collect(&claim).await.unwrap());
+    assert!(repo.finish_collect(&taken).await.unwrap());
+    assert_eq!(repo.blob_refs(&pinned).await.unwrap(), 0);
+}
+
+/// A pin and a claim of the same orphan, at once, many times: exactly one of them wins.
+async fn racing_pins_and_claims(repo: &dyn MetadataRepo) {
+    let unique = ImageId::generate();
+    let tenant = TenantId::new(format!("race-{unique}"));
+    repo.ensure_tenant(&tenant, &format!("race {unique}"))
+        .await
+        .unwrap();
+    let (mut pins_won, mut claims_won) = (0, 0);
+    for round in 0..40 {
+        let hash = ContentHash::of(format!("race {round} {unique}").as_bytes());
+        let img = image(&tenant, &hash, round, &[]);
+        insert_pinned(repo, &img).await.unwrap();
+        repo.delete_image(&tenant, &img.id).await.unwrap();
+        let now = now_millis();
+        let rule = eager(now + 1);
+        let (pinned, claimed) = tokio::join!(
+            repo.pin_blob(&hash, 1234, now, now + 60_000, round | 1),
+            repo.claim_orphan(&hash, &rule, round)
+        );
+        match (pinned.unwrap(), claimed.unwrap()) {
+            (PinOutcome::Pinned(pin), None) => {
+                pins_won += 1;
+                let next = image(&tenant, &hash, round, &[]);
+                repo.insert_image(&next, &pin).await.unwrap();
+            }
+            (PinOutcome::Deleting, Some(claim)) => {
+                claims_won += 1;
+                assert!(repo.finish_collect(&claim).await.unwrap());
+            }
+            (pin, claim) => panic!("both or neither won: {pin:?} {claim:?}"),
+        }
+    }
+    eprintln!("pin and claim raced 40 times: pin first {pins_won}, claim first {claims_won}");
 }

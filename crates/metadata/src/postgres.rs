@@ -10,13 +10,17 @@ use std::time::Duration;
 
 use imgd_core::id::{ContentHash, ImageId, TenantId, VariantKey};
 use imgd_core::model::{
-    ApiKeyRecord, DeletedImage, ImagePatch, ImageRecord, ListQuery, PresetRecord, TenantRecord,
-    VariantRecord, now_millis,
+    ApiKeyRecord, BlobClaim, BlobPin, ClaimRule, Cursor, DeletedImage, ImagePatch, ImageRecord,
+    ListQuery, Millis, OrphanBlob, PinOutcome, PresetRecord, TenantRecord, VariantRecord,
+    now_millis,
 };
 use imgd_core::port::MetadataRepo;
 use imgd_core::{Error, Result};
 
-use crate::rows::{IMAGE_COLUMNS, db_error, image_from_row, variant_from_row};
+use crate::blobs;
+use crate::rows::{
+    IMAGE_COLUMNS, IMAGE_IDS_SINCE, cursor_from_row, db_error, image_from_row, variant_from_row,
+};
 use crate::tenancy::{
     CHARGE_USAGE, REFUND_USAGE, Scope, impl_tenancy_repo, key_from_row, quota_exceeded,
 };
@@ -130,6 +134,17 @@ impl MetadataRepo for PostgresRepo {
         Ok(row.get("value"))
     }
 
+    async fn replace_setting(&self, name: &str, expected: &str, value: &str) -> Result<bool> {
+        let done = sqlx::query("UPDATE settings SET value = $3 WHERE name = $1 AND value = $2")
+            .bind(name)
+            .bind(expected)
+            .bind(value)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
         let mut tx = self.scoped(Scope::Tenant(&key.tenant)).await?;
         sqlx::query(
@@ -173,7 +188,10 @@ impl MetadataRepo for PostgresRepo {
         row.as_ref().map(key_from_row).transpose()
     }
 
-    async fn insert_image(&self, image: &ImageRecord) -> Result<()> {
+    async fn insert_image(&self, image: &ImageRecord, pin: &BlobPin) -> Result<()> {
+        if pin.hash != image.hash {
+            return Err(Error::internal("a pin of another blob"));
+        }
         let mut tx = self.scoped(Scope::Tenant(&image.tenant)).await?;
         let charged = sqlx::query(CHARGE_USAGE)
             .bind(image.tenant.as_str())
@@ -184,16 +202,15 @@ impl MetadataRepo for PostgresRepo {
         if charged.rows_affected() != 1 {
             return Err(quota_exceeded());
         }
-        sqlx::query(
-            "INSERT INTO blobs (hash, size, refcount, created_at) VALUES ($1, $2, 1, $3)
-             ON CONFLICT (hash) DO UPDATE SET refcount = blobs.refcount + 1",
-        )
-        .bind(image.hash.as_str())
-        .bind(image.bytes as i64)
-        .bind(image.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+        let referenced = sqlx::query(blobs::TAKE_REFERENCE)
+            .bind(image.hash.as_str())
+            .bind(pin.generation)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if referenced.rows_affected() != 1 {
+            return Err(blobs::collected());
+        }
         let sql = format!(
             "INSERT INTO images ({IMAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         );
@@ -235,6 +252,25 @@ impl MetadataRepo for PostgresRepo {
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
         row.as_ref().map(image_from_row).transpose()
+    }
+
+    async fn image_ids_since(
+        &self,
+        since: Millis,
+        after: Option<&Cursor>,
+        limit: u32,
+    ) -> Result<Vec<Cursor>> {
+        let mut tx = self.scoped(Scope::AllTenants).await?;
+        let rows = sqlx::query(IMAGE_IDS_SINCE)
+            .bind(since)
+            .bind(after.map(|c| c.created_at))
+            .bind(after.map(|c| c.id.as_str()))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        rows.iter().map(cursor_from_row).collect()
     }
 
     async fn list_images(&self, tenant: &TenantId, query: &ListQuery) -> Result<Vec<ImageRecord>> {
@@ -320,27 +356,14 @@ impl MetadataRepo for PostgresRepo {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        let refs: i64 = sqlx::query(
-            "UPDATE blobs SET refcount = refcount - 1 WHERE hash = $1 RETURNING refcount",
-        )
-        .bind(hash.as_str())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?
-        .get("refcount");
+        let refs: i64 = sqlx::query(blobs::DROP_REFERENCE)
+            .bind(hash.as_str())
+            .bind(now_millis())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?
+            .get("refcount");
         let blob_orphaned = refs == 0;
-        if blob_orphaned {
-            sqlx::query("DELETE FROM variants WHERE source_hash = $1")
-                .bind(hash.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            sqlx::query("DELETE FROM blobs WHERE hash = $1")
-                .bind(hash.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        }
         tx.commit().await.map_err(db)?;
         Ok(Some(DeletedImage {
             hash,
@@ -355,6 +378,112 @@ impl MetadataRepo for PostgresRepo {
             .await
             .map_err(db)?;
         Ok(row.map_or(0, |r| r.get::<i64, _>("refcount") as u64))
+    }
+
+    async fn pin_blob(
+        &self,
+        hash: &ContentHash,
+        size: u64,
+        now: i64,
+        until: i64,
+        generation: i64,
+    ) -> Result<PinOutcome> {
+        let row = sqlx::query(blobs::PIN)
+            .bind(hash.as_str())
+            .bind(size as i64)
+            .bind(now)
+            .bind(until)
+            .bind(generation)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(match row {
+            Some(row) => PinOutcome::Pinned(BlobPin {
+                hash: hash.clone(),
+                generation: row.get("generation"),
+            }),
+            None => PinOutcome::Deleting,
+        })
+    }
+
+    async fn release_pin(&self, pin: &BlobPin) -> Result<()> {
+        sqlx::query(blobs::RELEASE_PIN)
+            .bind(pin.hash.as_str())
+            .bind(pin.generation)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn orphans(
+        &self,
+        rule: &ClaimRule,
+        after: Option<&ContentHash>,
+        limit: u32,
+    ) -> Result<Vec<OrphanBlob>> {
+        let rows = sqlx::query(blobs::ORPHANS)
+            .bind(after.map_or("", |h| h.as_str()))
+            .bind(rule.now)
+            .bind(rule.orphaned_before)
+            .bind(i64::from(rule.never_referenced))
+            .bind(rule.stale_claim_before)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                Ok(OrphanBlob {
+                    hash: ContentHash::parse(row.get("hash"))?,
+                    size: row.get::<i64, _>("size") as u64,
+                    stale_claim: row.get::<&str, _>("state") == "deleting",
+                })
+            })
+            .collect()
+    }
+
+    async fn claim_orphan(
+        &self,
+        hash: &ContentHash,
+        rule: &ClaimRule,
+        token: i64,
+    ) -> Result<Option<BlobClaim>> {
+        let row = sqlx::query(blobs::CLAIM)
+            .bind(hash.as_str())
+            .bind(rule.now)
+            .bind(rule.orphaned_before)
+            .bind(i64::from(rule.never_referenced))
+            .bind(rule.stale_claim_before)
+            .bind(token)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(row.map(|row| BlobClaim {
+            hash: hash.clone(),
+            size: row.get::<i64, _>("size") as u64,
+            token,
+        }))
+    }
+
+    async fn finish_collect(&self, claim: &BlobClaim) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let forgotten = sqlx::query(blobs::FORGET_BLOB)
+            .bind(claim.hash.as_str())
+            .bind(claim.token)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if forgotten.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(blobs::FORGET_VARIANTS)
+            .bind(claim.hash.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(true)
     }
 
     async fn variant(&self, key: &VariantKey) -> Result<Option<VariantRecord>> {

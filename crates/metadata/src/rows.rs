@@ -4,7 +4,7 @@
 
 use imgd_core::format::ImageFormat;
 use imgd_core::id::{ContentHash, ImageId, TenantId, VariantKey};
-use imgd_core::model::{ImageRecord, VariantRecord};
+use imgd_core::model::{Cursor, ImageRecord, VariantRecord};
 use imgd_core::{Error, Result};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
@@ -88,6 +88,29 @@ where
         format: format_from_db(&row.get::<String, _>("format"))?,
         bytes: row.get::<i64, _>("bytes") as u64,
         etag: row.get("etag"),
+        created_at: row.get("created_at"),
+    })
+}
+
+/// Every tenant's image ids from a time on, oldest first, keyset-paged (`$N` placeholders, which
+/// SQLite accepts too). Served by the `images_by_created` index.
+pub(crate) const IMAGE_IDS_SINCE: &str = "SELECT id, created_at FROM images
+     WHERE created_at >= $1
+       AND ($2 IS NULL OR created_at > $2 OR (created_at = $2 AND id > $3))
+     ORDER BY created_at, id
+     LIMIT $4";
+
+/// An `(id, created_at)` row as a listing cursor.
+pub(crate) fn cursor_from_row<'r, R>(row: &'r R) -> Result<Cursor>
+where
+    R: Row,
+    &'r str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(Cursor {
+        id: ImageId::parse(&row.get::<String, _>("id"))
+            .map_err(|_| Error::internal("malformed image id in database"))?,
         created_at: row.get("created_at"),
     })
 }

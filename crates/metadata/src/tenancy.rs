@@ -21,7 +21,7 @@ pub(crate) enum Scope<'a> {
 }
 
 /// The columns of `tenants`.
-pub(crate) const TENANT_COLUMNS: &str = "id, name, disabled, delivery, quota_bytes, quota_images, used_bytes, used_images, signing_keys, created_at";
+pub(crate) const TENANT_COLUMNS: &str = "id, name, disabled, delivery, quota_bytes, quota_images, used_bytes, used_images, signing_keys, created_at, version";
 
 /// Counts one image against its tenant's usage, only if that stays within the quota. The row
 /// lock this UPDATE takes serialises concurrent uploads of one tenant, so two racing uploads
@@ -47,7 +47,7 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
         .is_some_and(|d| d.is_unique_violation())
 }
 
-fn to_u64(v: i64) -> u64 {
+pub(crate) fn to_u64(v: i64) -> u64 {
     v.max(0) as u64
 }
 
@@ -79,6 +79,7 @@ where
         },
         signing_keys: serde_json::from_str(&keys).map_err(Error::internal)?,
         created_at: row.get("created_at"),
+        version: to_u64(row.get("version")),
     })
 }
 
@@ -166,8 +167,8 @@ macro_rules! impl_tenancy_repo {
         async fn create_tenant(&self, tenant: &TenantRecord) -> Result<()> {
             let mut tx = self.scoped(Scope::AllTenants).await?;
             let inserted = sqlx::query(
-                "INSERT INTO tenants (id, name, created_at, disabled, delivery, quota_bytes, quota_images, signing_keys)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO tenants (id, name, created_at, disabled, delivery, quota_bytes, quota_images, signing_keys, version)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(tenant.id.as_str())
             .bind(&tenant.name)
@@ -177,6 +178,7 @@ macro_rules! impl_tenancy_repo {
             .bind(tenant.quota.bytes.map(|b| b as i64))
             .bind(tenant.quota.images.map(|n| n as i64))
             .bind(serde_json::to_string(&tenant.signing_keys).map_err(Error::internal)?)
+            .bind(tenant.version as i64)
             .execute(&mut *tx)
             .await;
             match inserted {
@@ -215,32 +217,54 @@ macro_rules! impl_tenancy_repo {
             row.as_ref().map($crate::tenancy::tenant_from_row).transpose()
         }
 
-        async fn update_tenant(&self, tenant: &TenantRecord) -> Result<bool> {
+        async fn update_tenant(
+            &self,
+            tenant: &TenantRecord,
+        ) -> Result<imgd_core::model::TenantWrite> {
+            use imgd_core::model::TenantWrite;
             let mut tx = self.scoped(Scope::AllTenants).await?;
+            // Compare-and-set on the version the record was read at: a write in between makes
+            // this one match no row instead of silently undoing it.
             let updated = sqlx::query(
-                "UPDATE tenants SET name = $2, disabled = $3, delivery = $4, quota_bytes = $5,
-                   quota_images = $6, signing_keys = $7 WHERE id = $1",
+                "UPDATE tenants SET name = $3, disabled = $4, delivery = $5, quota_bytes = $6,
+                   quota_images = $7, signing_keys = $8, version = version + 1
+                 WHERE id = $1 AND version = $2
+                 RETURNING version",
             )
             .bind(tenant.id.as_str())
+            .bind(tenant.version as i64)
             .bind(&tenant.name)
             .bind(tenant.disabled)
             .bind(tenant.delivery.name())
             .bind(tenant.quota.bytes.map(|b| b as i64))
             .bind(tenant.quota.images.map(|n| n as i64))
             .bind(serde_json::to_string(&tenant.signing_keys).map_err(Error::internal)?)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await;
-            match updated {
-                Err(e) if $crate::tenancy::is_unique_violation(&e) => Err(Error::conflict(
-                    "tenant_exists",
-                    format!("a tenant named {:?} exists", tenant.name),
-                )),
-                Err(e) => Err(db(e)),
-                Ok(done) => {
-                    tx.commit().await.map_err(db)?;
-                    Ok(done.rows_affected() == 1)
+            let outcome = match updated {
+                Err(e) if $crate::tenancy::is_unique_violation(&e) => {
+                    return Err(Error::conflict(
+                        "tenant_exists",
+                        format!("a tenant named {:?} exists", tenant.name),
+                    ));
                 }
-            }
+                Err(e) => return Err(db(e)),
+                Ok(Some(row)) => TenantWrite::Written($crate::tenancy::to_u64(row.get("version"))),
+                Ok(None) => {
+                    let exists = sqlx::query("SELECT 1 FROM tenants WHERE id = $1")
+                        .bind(tenant.id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    if exists.is_some() {
+                        TenantWrite::Stale
+                    } else {
+                        TenantWrite::Missing
+                    }
+                }
+            };
+            tx.commit().await.map_err(db)?;
+            Ok(outcome)
         }
 
         async fn api_keys(&self, tenant: Option<&TenantId>) -> Result<Vec<ApiKeyRecord>> {

@@ -16,7 +16,7 @@ pub mod metadata;
 pub mod placement;
 
 pub use blob::{BlobKey, BlobRead, BlobStore, ByteRange};
-pub use imaging::{Imaging, IngestLimits, Inspection, Rendered};
+pub use imaging::{Imaging, IngestLimits, Inspection, JobControl, Rendered, SourceFacts};
 pub use limit::{Rate, RateDecision, RateLimiter};
 pub use lock::{LockGuard, LockManager};
 pub use metadata::{MetadataRepo, TenancyRepo};

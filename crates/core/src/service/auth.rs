@@ -2,7 +2,8 @@
 //! so a leaked database does not leak usable keys, even for a weak operator-chosen key.
 //!
 //! The pepper lives in the metadata store (created by the first node to start), so every node of
-//! a cluster hashes alike.
+//! a cluster hashes alike, sealed under the KEK ([`crate::service::sealing`]): a copy of the
+//! database alone does not allow testing guesses of a weak key against its hash.
 //!
 //! Generated keys read `imgd_{id}_{secret}`: the id is public (it is how a key is listed and
 //! revoked, and how its row is found), the secret is 192 random bits. An operator-chosen admin
@@ -16,7 +17,11 @@ use sha2::Sha256;
 use crate::id::{TenantId, random_bytes};
 use crate::model::{ApiKeyRecord, Role, now_millis};
 use crate::port::MetadataRepo;
+use crate::service::sealing::{self, Kek};
 use crate::{Error, Result};
+
+/// The setting that holds the pepper, sealed.
+const PEPPER_SETTING: &str = "api_key_pepper";
 
 /// The id of the key made from `IMGD_ADMIN_KEY` or generated on first start.
 pub const BOOTSTRAP_KEY_ID: &str = "bootstrap-admin";
@@ -79,12 +84,26 @@ pub struct AuthService {
 }
 
 impl AuthService {
-    /// Loads (or creates) the key pepper.
-    pub async fn open(repo: Arc<dyn MetadataRepo>) -> Result<Self> {
-        let pepper = repo
-            .setting_or_init("api_key_pepper", &hex::encode(random_bytes::<32>()))
-            .await?;
-        let pepper = hex::decode(pepper).map_err(Error::internal)?;
+    /// Loads (or creates) the key pepper, opening it with `kek`. A plaintext pepper from before
+    /// sealing is sealed in place (compare-and-set, so nodes starting together agree).
+    pub async fn open(repo: Arc<dyn MetadataRepo>, kek: &Kek) -> Result<Self> {
+        let place = sealing::setting_place(PEPPER_SETTING);
+        let fresh = kek.seal(&place, &hex::encode(random_bytes::<32>()));
+        let mut stored = repo.setting_or_init(PEPPER_SETTING, &fresh).await?;
+        if !sealing::is_sealed(&stored) {
+            let sealed = kek.seal(&place, &stored);
+            if repo
+                .replace_setting(PEPPER_SETTING, &stored, &sealed)
+                .await?
+            {
+                tracing::info!(
+                    "sealed the API-key pepper stored in plaintext by an earlier version"
+                );
+            }
+            // Ours, or the one a concurrent start sealed first: the same pepper either way.
+            stored = repo.setting_or_init(PEPPER_SETTING, &fresh).await?;
+        }
+        let pepper = hex::decode(kek.open(&place, &stored)?).map_err(Error::internal)?;
         Ok(AuthService { repo, pepper })
     }
 
@@ -201,14 +220,25 @@ impl AuthService {
         Ok(IssuedKey { record, secret })
     }
 
-    /// The keys `caller` may see: every key for an admin, its tenant's for an owner.
-    pub async fn list_keys(&self, caller: &Principal) -> Result<Vec<ApiKeyRecord>> {
-        let scope = (caller.role != Role::Admin).then_some(&caller.tenant);
-        self.repo.api_keys(scope).await
+    /// True when `caller` may see and manage `key`: an admin any key; anyone else only the
+    /// non-admin keys of its own tenant (an admin key is as invisible to an owner as another
+    /// tenant's key, so an owner cannot lock the operators out).
+    fn manages(caller: &Principal, key: &ApiKeyRecord) -> bool {
+        caller.role == Role::Admin || (key.tenant == caller.tenant && key.role != Role::Admin)
     }
 
-    /// Revokes a key `caller` may see. The caller's own key is refused: revoking it would lock
-    /// the caller out mid-session (use another key, or the CLI).
+    /// The keys `caller` may see: every key for an admin, its tenant's non-admin keys for an
+    /// owner.
+    pub async fn list_keys(&self, caller: &Principal) -> Result<Vec<ApiKeyRecord>> {
+        let scope = (caller.role != Role::Admin).then_some(&caller.tenant);
+        let mut keys = self.repo.api_keys(scope).await?;
+        keys.retain(|k| Self::manages(caller, k));
+        Ok(keys)
+    }
+
+    /// Revokes a key `caller` may see ([`AuthService::list_keys`]); any other is "not found",
+    /// exactly like a missing one. The caller's own key is refused: revoking it would lock the
+    /// caller out mid-session (use another key, or the CLI).
     pub async fn revoke_key(&self, caller: &Principal, id: &str) -> Result<()> {
         if id == caller.key_id {
             return Err(Error::conflict(
@@ -216,8 +246,15 @@ impl AuthService {
                 "a key cannot revoke itself; use another key",
             ));
         }
+        // A key's tenant and role never change after creation, so checking them before the
+        // (tenant-scoped) revocation leaves no window.
+        let visible = self
+            .repo
+            .api_key(id)
+            .await?
+            .is_some_and(|k| Self::manages(caller, &k));
         let scope = (caller.role != Role::Admin).then_some(&caller.tenant);
-        if self.repo.revoke_api_key(scope, id).await? {
+        if visible && self.repo.revoke_api_key(scope, id).await? {
             Ok(())
         } else {
             Err(Error::NotFound("key"))

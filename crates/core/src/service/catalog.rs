@@ -1,13 +1,11 @@
-//! The catalog: get, list, patch and delete a tenant's images. Deleting cascades to the blob and
-//! its variants once no image refers to the bytes.
+//! The catalog: get, list, patch and delete a tenant's images. Deleting drops the image's
+//! reference on its blob and nothing more: the bytes and variants of a blob no image refers to
+//! are removed later, by the collector ([`super::gc`]).
 
-use std::time::Duration;
-
+use super::Ports;
 use super::ingest::{validate_metadata, validate_tags};
-use super::{Ports, blob_lock_key};
 use crate::id::{ImageId, TenantId};
 use crate::model::{Cursor, ImagePatch, ImageRecord, ListQuery};
-use crate::port::BlobKey;
 use crate::{Error, Result};
 
 /// Largest page.
@@ -23,23 +21,14 @@ pub struct Page {
 /// Image management for API callers.
 pub struct CatalogService {
     ports: Ports,
-    lock_ttl: Duration,
     /// Called with each deleted image id so caches can forget it at once.
     on_delete: Box<dyn Fn(&ImageId) + Send + Sync>,
 }
 
 impl CatalogService {
     /// A service over the shared ports.
-    pub fn new(
-        ports: Ports,
-        lock_ttl: Duration,
-        on_delete: Box<dyn Fn(&ImageId) + Send + Sync>,
-    ) -> Self {
-        CatalogService {
-            ports,
-            lock_ttl,
-            on_delete,
-        }
+    pub fn new(ports: Ports, on_delete: Box<dyn Fn(&ImageId) + Send + Sync>) -> Self {
+        CatalogService { ports, on_delete }
     }
 
     /// The tenant's image; another tenant's image is "not found", exactly like a missing one.
@@ -103,38 +92,15 @@ impl CatalogService {
             .ok_or(Error::NotFound("image"))
     }
 
-    /// Deletes the image; when it held the last reference to its bytes, the bytes and every
-    /// variant go as well.
+    /// Deletes the image. Its bytes stay until the collector finds them unreferenced past the
+    /// grace period: deleting them here would race uploads of the same bytes on other nodes.
     pub async fn delete(&self, tenant: &TenantId, id: &ImageId) -> Result<()> {
-        let image = self.get(tenant, id).await?;
-        let _guard = self
-            .ports
-            .locks
-            .lock(&blob_lock_key(&image.hash), self.lock_ttl)
-            .await?;
-        let deleted = self
-            .ports
+        self.ports
             .repo
             .delete_image(tenant, id)
             .await?
             .ok_or(Error::NotFound("image"))?;
         (self.on_delete)(id);
-        if deleted.blob_orphaned {
-            // The records are gone, so nothing can reach these bytes any more; a failure here
-            // leaves garbage for `gc`, never a broken image.
-            let prefix = BlobKey::variant_prefix(&deleted.hash);
-            if let Err(e) = self.ports.blobs.delete_prefix(&prefix).await {
-                tracing::warn!(error = %e, %prefix, "could not delete variants; gc will");
-            }
-            if let Err(e) = self
-                .ports
-                .blobs
-                .delete(&BlobKey::original(&deleted.hash))
-                .await
-            {
-                tracing::warn!(error = %e, hash = %deleted.hash, "could not delete blob; gc will");
-            }
-        }
         Ok(())
     }
 }

@@ -13,11 +13,12 @@ use futures::stream;
 use moka::sync::Cache;
 
 use super::Ports;
+use super::id_filter::{IdFilter, Presence};
 use super::render_pool::RenderPool;
 use crate::format::ImageFormat;
 use crate::id::{ImageId, TenantId, VariantKey};
 use crate::model::{ImageRecord, Millis, VariantRecord, now_millis};
-use crate::port::{BlobKey, BlobRead, ByteRange, Rate, RateDecision, RateLimiter};
+use crate::port::{BlobKey, BlobRead, ByteRange, Rate, RateDecision, RateLimiter, SourceFacts};
 use crate::transform::{Presets, QualityDefaults, RenderSpec, TransformLimits, TransformSpec};
 use crate::{Error, Result};
 
@@ -113,6 +114,14 @@ struct DeliveryMetrics {
     render_seconds: metrics::Histogram,
 }
 
+/// Takes one request from a keyed budget.
+async fn spend((limiter, rate): &(Arc<dyn RateLimiter>, Rate), key: &str) -> Result<()> {
+    match limiter.check(key, *rate).await? {
+        RateDecision::Allowed { .. } => Ok(()),
+        RateDecision::Limited { retry_after } => Err(Error::RateLimited { retry_after }),
+    }
+}
+
 fn from_memory(v: CachedVariant, status: CacheStatus, vary_accept: bool) -> Delivery {
     Delivery {
         len: v.bytes.len() as u64,
@@ -136,6 +145,10 @@ pub struct DeliveryService {
     tenant_presets: Cache<TenantId, Arc<Presets>>,
     /// Renders (variant cache misses) allowed per tenant.
     render_budget: Option<(Arc<dyn RateLimiter>, Rate)>,
+    /// Answers unknown ids without a query.
+    ids: Option<Arc<IdFilter>>,
+    /// Renders allowed per client address, checked before the tenant's budget is spent.
+    client_render_budget: Option<(Arc<dyn RateLimiter>, Rate)>,
     metrics: DeliveryMetrics,
 }
 
@@ -168,6 +181,8 @@ impl DeliveryService {
             variants,
             tenant_presets,
             render_budget: None,
+            client_render_budget: None,
+            ids: None,
             metrics,
         }
     }
@@ -177,6 +192,25 @@ impl DeliveryService {
     pub fn with_render_budget(mut self, limiter: Arc<dyn RateLimiter>, rate: Rate) -> Self {
         self.render_budget = Some((limiter, rate));
         self
+    }
+
+    /// Limits renders per client address to `rate`, so anonymous clients cannot spend a
+    /// tenant's render budget (nor the render pool) on their own.
+    pub fn with_client_render_budget(mut self, limiter: Arc<dyn RateLimiter>, rate: Rate) -> Self {
+        self.client_render_budget = Some((limiter, rate));
+        self
+    }
+
+    /// Puts `ids` in front of image lookups: an id it knows to be absent is "not found" without
+    /// touching the cache or the database.
+    pub fn with_id_filter(mut self, ids: Arc<IdFilter>) -> Self {
+        self.ids = Some(ids);
+        self
+    }
+
+    /// True when renders are budgeted per client, so callers know to name the client.
+    pub fn charges_clients(&self) -> bool {
+        self.client_render_budget.is_some()
     }
 
     /// Forgets a tenant's cached presets (after a change on this node).
@@ -212,15 +246,15 @@ impl DeliveryService {
         .map_err(|e| Error::invalid("invalid_preset", e.to_string()))
     }
 
-    /// Spends one render from the tenant's budget.
-    async fn charge_render(&self, tenant: &TenantId) -> Result<()> {
-        let Some((limiter, rate)) = &self.render_budget else {
-            return Ok(());
-        };
-        match limiter.check(&format!("render:{tenant}"), *rate).await? {
-            RateDecision::Allowed { .. } => Ok(()),
-            RateDecision::Limited { retry_after } => Err(Error::RateLimited { retry_after }),
+    /// Spends one render from the client's budget, then from the tenant's.
+    async fn charge_render(&self, tenant: &TenantId, client: Option<&str>) -> Result<()> {
+        if let (Some(budget), Some(client)) = (&self.client_render_budget, client) {
+            spend(budget, &format!("render-client:{client}")).await?;
         }
+        if let Some(budget) = &self.render_budget {
+            spend(budget, &format!("render:{tenant}")).await?;
+        }
+        Ok(())
     }
 
     /// Forgets a cached image record (after a delete).
@@ -232,6 +266,11 @@ impl DeliveryService {
     pub async fn image(&self, id: &ImageId) -> Result<Arc<ImageRecord>> {
         if let Some(image) = self.images.get(id) {
             return Ok(image);
+        }
+        if let Some(ids) = &self.ids
+            && ids.check(id) == Presence::Absent
+        {
+            return Err(Error::NotFound("image"));
         }
         let image = Arc::new(
             self.ports
@@ -271,7 +310,7 @@ impl DeliveryService {
         let named = options.split(',').filter(|t| !t.contains('=')).count();
         let resolved = spec.resolve(image.format, accept, &self.settings.quality);
         Ok(VariantPlan {
-            key: resolved.spec.variant_key(&image.hash),
+            key: resolved.spec.variant_key(&image.tenant, &image.hash),
             spec: resolved.spec,
             vary_accept: resolved.vary_accept,
             uses_preset: named > 0,
@@ -281,7 +320,8 @@ impl DeliveryService {
     }
 
     /// The planned variant: from memory or the store, else rendered once under its lock.
-    pub async fn deliver(&self, plan: &VariantPlan) -> Result<Delivery> {
+    /// `client` is the requesting address, charged for a render when one is needed.
+    pub async fn deliver(&self, plan: &VariantPlan, client: Option<&str>) -> Result<Delivery> {
         let (image, key, vary) = (&plan.image, &plan.key, plan.vary_accept);
         if let Some(found) = self.lookup(image, key, vary).await? {
             return Ok(found);
@@ -295,7 +335,7 @@ impl DeliveryService {
         if let Some(found) = self.lookup(image, key, vary).await? {
             return Ok(found);
         }
-        self.charge_render(&image.tenant).await?;
+        self.charge_render(&image.tenant, client).await?;
         let rendered = self.render(image, &plan.spec, key).await?;
         Ok(from_memory(rendered, CacheStatus::Miss, vary))
     }
@@ -360,6 +400,15 @@ impl DeliveryService {
         spec: &RenderSpec,
         key: &VariantKey,
     ) -> Result<CachedVariant> {
+        // Admission first (pixel limits, a worker, the memory): the source is read only then.
+        let facts = SourceFacts {
+            format: image.format,
+            width: image.width,
+            height: image.height,
+            bytes: image.bytes,
+        };
+        let cost = self.ports.imaging.render_cost(&facts, spec)?;
+        let slot = self.pool.admit(cost).await?;
         let source = self
             .ports
             .blobs
@@ -374,9 +423,8 @@ impl DeliveryService {
         let imaging = self.ports.imaging.clone();
         let job_spec = spec.clone();
         let started = Instant::now();
-        let rendered = self
-            .pool
-            .run(move |deadline| imaging.render(&source, &job_spec, deadline))
+        let rendered = slot
+            .run(move |job| imaging.render(&source, &job_spec, job))
             .await?;
         self.metrics
             .render_seconds

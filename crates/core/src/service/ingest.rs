@@ -3,20 +3,23 @@
 //!
 //! Order is the durability argument: a crash before the metadata commit leaves at worst an
 //! unreferenced blob (collected by `gc`) or a staging file (swept at start), never an image
-//! record without bytes.
+//! record without bytes. Against a concurrent collector, the blob row is pinned before the bytes
+//! are written and the reference is taken through the pin (see [`super::gc`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
 
+use super::Ports;
+use super::gc::{self, CollectTimings};
+use super::id_filter::IdFilter;
 use super::render_pool::RenderPool;
 use super::staging::StagedFile;
-use super::{Ports, blob_lock_key};
 use crate::id::{ContentHash, ImageId, TenantId};
-use crate::model::{ImageRecord, UserMetadata, now_millis};
+use crate::model::{BlobPin, ImageRecord, PinOutcome, UserMetadata, now_millis};
 use crate::port::{BlobKey, IngestLimits};
 use crate::{Error, Result};
 
@@ -26,7 +29,8 @@ pub struct IngestSettings {
     pub max_upload_bytes: u64,
     pub limits: IngestLimits,
     pub staging_dir: PathBuf,
-    pub lock_ttl: Duration,
+    /// Pin lifetime and how long to wait for a collector removing the same bytes.
+    pub collect: CollectTimings,
 }
 
 /// Caller-supplied facts about one upload.
@@ -42,6 +46,8 @@ pub struct IngestService {
     ports: Ports,
     pool: Arc<RenderPool>,
     settings: IngestSettings,
+    /// Learns each committed id, so delivery finds it.
+    ids: Option<Arc<IdFilter>>,
 }
 
 /// Most tags on one image.
@@ -107,7 +113,14 @@ impl IngestService {
             ports,
             pool,
             settings,
+            ids: None,
         }
+    }
+
+    /// Adds every committed image id to `ids`.
+    pub fn with_id_filter(mut self, ids: Arc<IdFilter>) -> Self {
+        self.ids = Some(ids);
+        self
     }
 
     /// The configured byte limit, for transports that can reject early.
@@ -129,15 +142,17 @@ impl IngestService {
         let tags = validate_tags(&meta.tags)?;
         validate_metadata(&meta.metadata)?;
         self.refuse_when_full(tenant).await?;
-        let (mut staged, bytes, hash) = self.stage(body).await?;
+        let (mut staged, len, hash) = self.stage(body).await?;
+        staged.finish().await?;
+        // The upload went to disk only; it is read back into memory once admitted, its bytes
+        // reserved from the memory budget (the decoder reserves its pixels on top).
+        let slot = self.pool.admit(len).await?;
+        let bytes = tokio::fs::read(staged.path()).await?;
         let limits = self.settings.limits;
         let imaging = self.ports.imaging.clone();
-        let probe_bytes = bytes.clone();
-        let inspection = self
-            .pool
-            .run(move |_| imaging.inspect(&probe_bytes, &limits))
+        let inspection = slot
+            .run(move |job| imaging.inspect(&bytes, &limits, job))
             .await?;
-        staged.finish().await?;
 
         let record = ImageRecord {
             id: ImageId::generate(),
@@ -146,7 +161,7 @@ impl IngestService {
             format: inspection.format,
             width: inspection.width,
             height: inspection.height,
-            bytes: bytes.len() as u64,
+            bytes: len,
             frames: inspection.frames,
             filename: clean_filename(meta.filename),
             blurhash: inspection.blurhash,
@@ -154,26 +169,72 @@ impl IngestService {
             metadata: meta.metadata,
             created_at: now_millis(),
         };
-        let _guard = self
+        // Pin first: from here until the commit no collector claims the row, and a collector
+        // already removing these bytes is waited for, so the write below really writes.
+        let pin = self.pin(&hash, len).await?;
+        let stored = self
             .ports
-            .locks
-            .lock(&blob_lock_key(&hash), self.settings.lock_ttl)
-            .await?;
-        let blob = BlobKey::original(&hash);
-        self.ports.blobs.put_file(&blob, staged.path()).await?;
-        if let Err(e) = self.ports.repo.insert_image(&record).await {
-            // Over quota (or a failed commit): bytes nobody refers to must not stay behind. The
-            // blob lock is held, so no other upload is between storing and referring to them.
-            if self.ports.repo.blob_refs(&hash).await.ok() == Some(0)
-                && let Err(cleanup) = self.ports.blobs.delete(&blob).await
-            {
-                tracing::warn!(error = %cleanup, %hash, "could not remove unreferenced bytes");
-            }
+            .blobs
+            .put_file(&BlobKey::original(&hash), staged.path())
+            .await;
+        let committed = match stored {
+            Ok(()) => self.ports.repo.insert_image(&record, &pin).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = committed {
+            self.abandon(&pin).await;
             return Err(e);
+        }
+        if let Some(ids) = &self.ids {
+            ids.insert(&record.id);
         }
         metrics::counter!("imgd_upload_bytes_total").increment(record.bytes);
         metrics::counter!("imgd_uploads_total", "format" => record.format.name()).increment(1);
         Ok(record)
+    }
+
+    /// Pins the blob row, waiting (bounded) while a collector removes the same bytes; past the
+    /// bound, `Unavailable` and nothing stored.
+    async fn pin(&self, hash: &ContentHash, size: u64) -> Result<BlobPin> {
+        let timings = self.settings.collect;
+        let started = tokio::time::Instant::now();
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            let now = now_millis();
+            let until =
+                now.saturating_add(i64::try_from(timings.pin_ttl.as_millis()).unwrap_or(i64::MAX));
+            let outcome = self
+                .ports
+                .repo
+                .pin_blob(hash, size, now, until, gc::random_token())
+                .await?;
+            if let PinOutcome::Pinned(pin) = outcome {
+                return Ok(pin);
+            }
+            let waited = started.elapsed();
+            if waited >= timings.pin_wait {
+                return Err(Error::Unavailable(format!(
+                    "blob {hash} is being removed by the collector; retry"
+                )));
+            }
+            tokio::time::sleep(backoff.min(timings.pin_wait - waited)).await;
+            backoff = (backoff * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    /// After a failed store or commit: gives the pin back and, if no image ever referred to the
+    /// bytes and no other upload holds a pin, removes them through a collector's claim (over
+    /// quota, they must not stay behind). Failures here leave the bytes to `gc`.
+    async fn abandon(&self, pin: &BlobPin) {
+        if let Err(e) = self.ports.repo.release_pin(pin).await {
+            tracing::warn!(error = %e, hash = %pin.hash, "could not release a blob pin; it expires");
+            return;
+        }
+        if let Err(e) =
+            gc::collect_unreferenced(&self.ports, &pin.hash, self.settings.collect).await
+        {
+            tracing::warn!(error = %e, hash = %pin.hash, "could not remove unreferenced bytes; gc will");
+        }
     }
 
     /// Refuses before reading a byte when the tenant is already at its quota. The binding check
@@ -195,7 +256,7 @@ impl IngestService {
 
     /// Writes the body to a staging file, hashing and counting, and keeps a copy in memory for
     /// inspection (bounded by the byte limit).
-    async fn stage<S, E>(&self, body: S) -> Result<(StagedFile, Bytes, ContentHash)>
+    async fn stage<S, E>(&self, body: S) -> Result<(StagedFile, u64, ContentHash)>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send,
         E: Into<Error>,
@@ -203,25 +264,21 @@ impl IngestService {
         let limit = self.settings.max_upload_bytes;
         let mut staged = StagedFile::create(&self.settings.staging_dir).await?;
         let mut hasher = blake3::Hasher::new();
-        let mut buffer = BytesMut::new();
+        let mut len = 0u64;
         let mut body = std::pin::pin!(body);
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(Into::into)?;
-            if buffer.len() as u64 + chunk.len() as u64 > limit {
+            len += chunk.len() as u64;
+            if len > limit {
                 return Err(Error::PayloadTooLarge { limit });
             }
             hasher.update(&chunk);
             staged.write(&chunk).await?;
-            buffer.extend_from_slice(&chunk);
         }
-        if buffer.is_empty() {
+        if len == 0 {
             return Err(Error::invalid("empty_upload", "the upload has no bytes"));
         }
-        Ok((
-            staged,
-            buffer.freeze(),
-            ContentHash::from_blake3(hasher.finalize()),
-        ))
+        Ok((staged, len, ContentHash::from_blake3(hasher.finalize())))
     }
 }
 

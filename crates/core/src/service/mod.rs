@@ -1,19 +1,27 @@
 //! Use cases. Each service owns one concern and talks to the world only through [`crate::port`].
 //!
 //! - [`render_pool`]: bounded blocking workers with a time budget and panic isolation.
+//! - [`id_filter`]: the Bloom filter that answers unknown image ids without a query.
+//! - [`memory`]: the process-wide memory budget renders and uploads reserve from.
 //! - [`auth`]: API-key hashing, authentication and the bootstrap admin key.
 //! - [`ingest`]: streaming upload, hashing, validation, durable store-then-record.
 //! - [`catalog`]: get, list, tag and delete images.
+//! - [`gc`]: collection of unreferenced blobs, safe against racing uploads without locks.
 //! - [`delivery`]: originals and variants, rendered once and cached.
 //! - [`signing`]: signed delivery URLs (HMAC-SHA256, expiry, key rotation).
+//! - [`sealing`]: secrets at rest, sealed under the key-encryption key (KEK).
 //! - [`tenancy`]: tenants, their policy, quota, usage and signing keys; delivery admission.
 //! - [`staging`]: temp files for uploads that vanish unless committed.
 
 pub mod auth;
 pub mod catalog;
 pub mod delivery;
+pub mod gc;
+pub mod id_filter;
 pub mod ingest;
+pub mod memory;
 pub mod render_pool;
+pub mod sealing;
 pub mod signing;
 pub mod staging;
 pub mod tenancy;
@@ -29,11 +37,4 @@ pub struct Ports {
     pub repo: Arc<dyn MetadataRepo>,
     pub locks: Arc<dyn LockManager>,
     pub imaging: Arc<dyn Imaging>,
-}
-
-/// The lock that serialises "store bytes then take a reference" against "drop the last
-/// reference then delete bytes" for one blob, so a delete never removes bytes an upload is
-/// about to refer to.
-pub(crate) fn blob_lock_key(hash: &crate::id::ContentHash) -> String {
-    format!("blob:{hash}")
 }

@@ -4,6 +4,15 @@
 //! Records are cached for a short TTL (`record_cache_ttl`, 2 s by default) because every
 //! authenticated request and every delivery consults its tenant; a change made on one node is
 //! seen by the others within that TTL, and at once on the node that made it.
+//!
+//! Every change is a read-modify-write made safe by the tenant's version: the write applies only
+//! if nobody wrote since the read, else it starts over on the fresh row (a bounded number of
+//! times), so a PATCH cannot bring back a key a concurrent retirement removed, nor one rotation
+//! drop the key another just showed. A client may make its PATCH conditional on the version it
+//! read (`If-Match`).
+//!
+//! Signing secrets are sealed under the KEK at the repo boundary: records in here hold them open,
+//! records in the repo sealed ([`crate::service::sealing`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,13 +20,21 @@ use std::time::Duration;
 use moka::sync::Cache;
 
 use crate::id::{TenantId, random_bytes};
-use crate::model::{DeliveryPolicy, Quota, SigningKey, TenantRecord, Usage, now_millis};
+use crate::model::{
+    DeliveryPolicy, Quota, SigningKey, TenantRecord, TenantWrite, Usage, now_millis,
+};
 use crate::port::MetadataRepo;
+use crate::service::sealing::{self, Kek};
 use crate::service::signing;
 use crate::{Error, Result};
 
 /// Active signing keys a tenant may hold at once: the new one and the one being rotated out.
 pub const MAX_SIGNING_KEYS: usize = 2;
+
+/// How many times a change is tried against a tenant that others keep changing meanwhile. Each
+/// failed try means another change succeeded, so this many concurrent changers always get
+/// through; beyond that a caller gets 409 `tenant_busy`.
+pub const WRITE_ATTEMPTS: usize = 16;
 
 /// What `PATCH /v1/tenants/{id}` may change; absent fields stay as they are.
 #[derive(Clone, Debug, Default, serde::Deserialize)]
@@ -40,6 +57,7 @@ impl TenantPatch {
 pub struct TenantService {
     repo: Arc<dyn MetadataRepo>,
     cache: Cache<TenantId, Arc<TenantRecord>>,
+    kek: Arc<Kek>,
 }
 
 /// Checks a tenant name: 1 to 64 of `[A-Za-z0-9._-]`, so it is safe in paths, logs and CLIs.
@@ -72,15 +90,79 @@ fn unix_seconds() -> u64 {
 }
 
 impl TenantService {
-    /// Tenants over `repo`, cached for `ttl`.
-    pub fn new(repo: Arc<dyn MetadataRepo>, ttl: Duration) -> Self {
+    /// Tenants over `repo`, cached for `ttl`, signing secrets sealed under `kek`.
+    pub fn new(repo: Arc<dyn MetadataRepo>, ttl: Duration, kek: Arc<Kek>) -> Self {
         TenantService {
             repo,
             cache: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(ttl)
                 .build(),
+            kek,
         }
+    }
+
+    /// The record as the repo keeps it: every signing secret sealed for its tenant and key.
+    fn sealed(&self, tenant: &TenantRecord) -> TenantRecord {
+        let mut stored = tenant.clone();
+        for key in &mut stored.signing_keys {
+            let place = sealing::signing_key_place(&tenant.id, &key.id);
+            key.secret = self.kek.seal(&place, &key.secret);
+        }
+        stored
+    }
+
+    /// A record from the repo with its signing secrets opened. A plaintext secret (written
+    /// before sealing existed, sealed by [`TenantService::seal_plaintext_secrets`] at start) is
+    /// taken as it is.
+    fn opened(&self, mut tenant: TenantRecord) -> Result<TenantRecord> {
+        for key in &mut tenant.signing_keys {
+            if sealing::is_sealed(&key.secret) {
+                let place = sealing::signing_key_place(&tenant.id, &key.id);
+                key.secret = self.kek.open(&place, &key.secret)?;
+            }
+        }
+        Ok(tenant)
+    }
+
+    /// Reads the tenant, lets `change` edit it and writes it back if nobody wrote in between;
+    /// otherwise starts over on the fresh row. With `expected`, the version read must be that
+    /// one (`If-Match`), else `PreconditionFailed`. Returns the written record (cached at once
+    /// on this node) and what `change` returned; an error from `change` aborts.
+    async fn modify<T>(
+        &self,
+        id: &TenantId,
+        expected: Option<u64>,
+        mut change: impl FnMut(&mut TenantRecord) -> Result<T>,
+    ) -> Result<(TenantRecord, T)> {
+        for _ in 0..WRITE_ATTEMPTS {
+            let stored = self
+                .repo
+                .tenant(id)
+                .await?
+                .ok_or(Error::NotFound("tenant"))?;
+            let mut tenant = self.opened(stored)?;
+            if expected.is_some_and(|v| v != tenant.version) {
+                return Err(Error::PreconditionFailed(
+                    "the tenant changed since the version in If-Match; read it again".into(),
+                ));
+            }
+            let outcome = change(&mut tenant)?;
+            match self.repo.update_tenant(&self.sealed(&tenant)).await? {
+                TenantWrite::Written(version) => {
+                    tenant.version = version;
+                    self.cache.insert(id.clone(), Arc::new(tenant.clone()));
+                    return Ok((tenant, outcome));
+                }
+                // Someone wrote since the read: start over on what they wrote.
+                TenantWrite::Stale => continue,
+                TenantWrite::Missing => return Err(Error::NotFound("tenant")),
+            }
+        }
+        Err(Error::conflict(
+            "tenant_busy",
+            "the tenant is being changed by other requests; retry",
+        ))
     }
 
     /// Creates a tenant with the public policy, no quota and one signing key.
@@ -95,23 +177,26 @@ impl TenantService {
             usage: Usage::default(),
             signing_keys: vec![new_signing_key()],
             created_at: now_millis(),
+            version: 1,
         };
-        self.repo.create_tenant(&tenant).await?;
+        self.repo.create_tenant(&self.sealed(&tenant)).await?;
         Ok(tenant)
     }
 
     /// Every tenant.
     pub async fn list(&self) -> Result<Vec<TenantRecord>> {
-        self.repo.tenants().await
+        let tenants = self.repo.tenants().await?;
+        tenants.into_iter().map(|t| self.opened(t)).collect()
     }
 
     /// The tenant, fresh from the repo.
     pub async fn get(&self, id: &TenantId) -> Result<TenantRecord> {
-        let tenant = self
+        let stored = self
             .repo
             .tenant(id)
             .await?
             .ok_or(Error::NotFound("tenant"))?;
+        let tenant = self.opened(stored)?;
         self.cache.insert(id.clone(), Arc::new(tenant.clone()));
         Ok(tenant)
     }
@@ -124,65 +209,98 @@ impl TenantService {
         Ok(Arc::new(self.get(id).await?))
     }
 
-    async fn save(&self, tenant: TenantRecord) -> Result<TenantRecord> {
-        if !self.repo.update_tenant(&tenant).await? {
-            return Err(Error::NotFound("tenant"));
+    /// Applies `patch`, if given `expected` only to that version of the tenant (`If-Match`;
+    /// `PreconditionFailed` otherwise). The default tenant holds the bootstrap admin key and
+    /// cannot be disabled.
+    pub async fn update(
+        &self,
+        id: &TenantId,
+        patch: TenantPatch,
+        expected: Option<u64>,
+    ) -> Result<TenantRecord> {
+        if let Some(name) = &patch.name {
+            validate_name(name)?;
         }
-        self.cache.invalidate(&tenant.id);
-        self.get(&tenant.id).await
-    }
-
-    /// Applies `patch`. The default tenant holds the bootstrap admin key and cannot be disabled.
-    pub async fn update(&self, id: &TenantId, patch: TenantPatch) -> Result<TenantRecord> {
-        let mut tenant = self.get(id).await?;
-        if let Some(name) = patch.name {
-            validate_name(&name)?;
-            tenant.name = name;
+        if patch.disabled == Some(true) && *id == TenantId::default_tenant() {
+            return Err(Error::conflict(
+                "default_tenant",
+                "the default tenant holds the admin key and cannot be disabled",
+            ));
         }
-        if let Some(delivery) = patch.delivery {
-            tenant.delivery = delivery;
-        }
-        if let Some(disabled) = patch.disabled {
-            if disabled && *id == TenantId::default_tenant() {
-                return Err(Error::conflict(
-                    "default_tenant",
-                    "the default tenant holds the admin key and cannot be disabled",
-                ));
-            }
-            tenant.disabled = disabled;
-        }
-        if let Some(quota) = patch.quota {
-            tenant.quota = quota;
-        }
-        self.save(tenant).await
+        let (tenant, ()) = self
+            .modify(id, expected, |tenant| {
+                let patch = patch.clone();
+                if let Some(name) = patch.name {
+                    tenant.name = name;
+                }
+                if let Some(delivery) = patch.delivery {
+                    tenant.delivery = delivery;
+                }
+                if let Some(disabled) = patch.disabled {
+                    tenant.disabled = disabled;
+                }
+                if let Some(quota) = patch.quota {
+                    tenant.quota = quota;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(tenant)
     }
 
     /// Adds a new signing key, which signs from now on; the previous newest stays valid for URLs
-    /// already handed out, and anything older is retired.
+    /// already handed out, and anything older is retired. The key returned is the one written:
+    /// a concurrent rotation can only push it to second place, never lose it.
     pub async fn rotate_signing_key(&self, id: &TenantId) -> Result<(TenantRecord, SigningKey)> {
-        let mut tenant = self.get(id).await?;
-        let key = new_signing_key();
-        tenant.signing_keys.insert(0, key.clone());
-        tenant.signing_keys.truncate(MAX_SIGNING_KEYS);
-        Ok((self.save(tenant).await?, key))
+        self.modify(id, None, |tenant| {
+            let key = new_signing_key();
+            tenant.signing_keys.insert(0, key.clone());
+            tenant.signing_keys.truncate(MAX_SIGNING_KEYS);
+            Ok(key)
+        })
+        .await
     }
 
     /// Retires one signing key: URLs it signed stop working. The last key cannot go (a signed
     /// tenant would then serve nothing); rotate first.
     pub async fn retire_signing_key(&self, id: &TenantId, key_id: &str) -> Result<TenantRecord> {
-        let mut tenant = self.get(id).await?;
-        let before = tenant.signing_keys.len();
-        tenant.signing_keys.retain(|k| k.id != key_id);
-        if tenant.signing_keys.len() == before {
-            return Err(Error::NotFound("signing key"));
+        let (tenant, ()) = self
+            .modify(id, None, |tenant| {
+                let before = tenant.signing_keys.len();
+                tenant.signing_keys.retain(|k| k.id != key_id);
+                if tenant.signing_keys.len() == before {
+                    return Err(Error::NotFound("signing key"));
+                }
+                if tenant.signing_keys.is_empty() {
+                    return Err(Error::conflict(
+                        "last_signing_key",
+                        "a tenant keeps at least one signing key; rotate before retiring this one",
+                    ));
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(tenant)
+    }
+
+    /// Seals the signing secrets an earlier version stored in plaintext, tenant by tenant (each a
+    /// versioned write, so it is safe while other nodes run). Returns how many tenants it
+    /// rewrote; run at start, before serving.
+    pub async fn seal_plaintext_secrets(&self) -> Result<usize> {
+        let mut rewritten = 0;
+        for tenant in self.repo.tenants().await? {
+            if tenant
+                .signing_keys
+                .iter()
+                .all(|k| sealing::is_sealed(&k.secret))
+            {
+                continue;
+            }
+            // Every write seals every secret, so writing the tenant back unchanged is enough.
+            self.modify(&tenant.id, None, |_| Ok(())).await?;
+            rewritten += 1;
         }
-        if tenant.signing_keys.is_empty() {
-            return Err(Error::conflict(
-                "last_signing_key",
-                "a tenant keeps at least one signing key; rotate before retiring this one",
-            ));
-        }
-        self.save(tenant).await
+        Ok(rewritten)
     }
 
     /// A signed URL path (`/i/...?exp=...&sig=...`) for `path`, valid for `expires_in`.
@@ -272,6 +390,7 @@ mod tests {
             usage: Usage::default(),
             signing_keys: vec![new_signing_key()],
             created_at: 0,
+            version: 1,
         }
     }
 

@@ -184,17 +184,24 @@ async fn spend(
 
 /// The client's address: the configured proxy header's last hop when set, else the peer.
 fn client_address(state: &AppState, request: &Request) -> String {
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>();
+    client_address_of(state, request.headers(), peer.map(|c| c.0))
+}
+
+/// [`client_address`] from its parts, for handlers outside the `/v1` gate.
+pub(crate) fn client_address_of(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> String {
     if let Some(name) = &state.client_ip_header
-        && let Some(value) = request.headers().get(name).and_then(|v| v.to_str().ok())
+        && let Some(value) = headers.get(name).and_then(|v| v.to_str().ok())
         && let Some(last) = value.rsplit(',').next().map(str::trim)
         && !last.is_empty()
     {
         return last.to_owned();
     }
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+    peer.map_or_else(|| "unknown".to_owned(), |p| p.ip().to_string())
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

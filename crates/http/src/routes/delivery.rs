@@ -7,7 +7,10 @@
 //! signed ones (until `exp`).
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use imgd_core::id::ImageId;
@@ -17,6 +20,8 @@ use imgd_core::service::tenancy::TenantService;
 
 use crate::conditional::{RangeOutcome, not_modified, range};
 use crate::error::{ApiError, error_response};
+use crate::forward::CLIENT_HEADER;
+use crate::middleware::access::client_address_of;
 use crate::state::AppState;
 
 /// A year, the longest `max-age` caches honour: content at a URL never changes.
@@ -86,8 +91,15 @@ pub async fn variant(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
 ) -> Result<Response, ApiError> {
-    serve_variant(&state, &id, &options, &method, &headers, Some(&uri)).await
+    // Built only when renders are budgeted per client: this is the hot path.
+    let client = state
+        .delivery
+        .charges_clients()
+        .then(|| client_address_of(&state, &headers, peer.map(|p| p.0.0)));
+    let public = Public { uri: &uri, client };
+    serve_variant(&state, &id, &options, &method, &headers, Some(public)).await
 }
 
 /// `GET`/`HEAD /internal/v1/i/{id}/{options}`: a peer forwarding a variant this node owns.
@@ -106,31 +118,55 @@ pub async fn internal_variant(
 
 /// Serves a variant. `public` is the client's request URI on the node the client reached (the
 /// policy is checked there, and only such a node forwards); `None` for a peer's forward.
+/// A request as a client sent it (not forwarded by a peer).
+struct Public<'a> {
+    uri: &'a Uri,
+    /// The client's address, when renders are budgeted per client.
+    client: Option<String>,
+}
+
 async fn serve_variant(
     state: &AppState,
     id: &str,
     options: &str,
     method: &Method,
     headers: &HeaderMap,
-    public: Option<&Uri>,
+    public: Option<Public<'_>>,
 ) -> Result<Response, ApiError> {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let plan = state
         .delivery
         .plan_variant(&ImageId::parse(id)?, options, accept)
         .await?;
-    let lifetime = match public {
-        Some(uri) => admit(state, &plan.image, uri, plan.presets_only, plan.uses_preset).await?,
+    let lifetime = match &public {
+        Some(p) => {
+            admit(
+                state,
+                &plan.image,
+                p.uri,
+                plan.presets_only,
+                plan.uses_preset,
+            )
+            .await?
+        }
         None if plan.uses_preset => Lifetime::Preset,
         None => Lifetime::Forever,
     };
-    let may_forward = public.is_some();
-    let owner = may_forward
-        .then(|| state.cluster.owner_elsewhere(&plan.key))
-        .flatten();
+    // Forwarded requests name their client; public ones are the client.
+    let client = match &public {
+        Some(p) => p.client.as_deref(),
+        None => headers.get(CLIENT_HEADER).and_then(|v| v.to_str().ok()),
+    };
+    let owner = public
+        .as_ref()
+        .and_then(|_| state.cluster.owner_elsewhere(&plan.key));
     if let Some(owner) = owner {
         let path = format!("{id}/{options}");
-        match state.cluster.forward(&owner, &path, method, headers).await {
+        match state
+            .cluster
+            .forward(&owner, &path, method, headers, client)
+            .await
+        {
             Ok(mut relayed) => {
                 // The owner cannot see the client's signature; the lifetime is decided here.
                 if relayed.status().is_success() || relayed.status() == StatusCode::NOT_MODIFIED {
@@ -145,7 +181,7 @@ async fn serve_variant(
             }
         }
     }
-    let delivery = state.delivery.deliver(&plan).await?;
+    let delivery = state.delivery.deliver(&plan, client).await?;
     respond(state, &delivery, lifetime, method, headers).await
 }
 

@@ -1,5 +1,6 @@
-//! `/v1/keys`: API keys. An owner manages its tenant's keys (any role but admin); an admin any
-//! tenant's. The secret is returned once, at creation.
+//! `/v1/keys`: API keys. An owner manages its tenant's keys of any role but admin (an admin key
+//! is "not found" to it, like another tenant's); an admin any key. The secret is returned once,
+//! at creation.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -134,7 +135,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
-/// List keys: the caller's tenant's, or every tenant's for an admin.
+/// List keys: the caller's tenant's non-admin keys, or every key for an admin.
 #[utoipa::path(get, path = "/v1/keys", tag = "keys",
     security(("bearer" = ["owner"])),
     responses((status = 200, body = KeyList), ApiErrors))]
@@ -145,7 +146,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
     }))
 }
 
-/// Revoke a key; it stops authenticating at once.
+/// Revoke a key the caller may list; it stops authenticating at once. Any other key is 404.
 #[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys",
     security(("bearer" = ["owner"])),
     params(crate::openapi::params::KeyPath),

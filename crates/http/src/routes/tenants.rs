@@ -1,9 +1,15 @@
 //! `/v1/tenants`: tenants (admin), and a tenant's own settings, usage and signing keys (its
 //! owner, or an admin).
+//!
+//! A tenant's `ETag` is its settings' version: `GET` returns it, and a `PATCH` with
+//! `If-Match: "N"` applies only while the tenant is still at version N (412
+//! `precondition_failed` otherwise), so a client's read-modify-write cannot undo someone else's.
+//! Without `If-Match` a PATCH applies its fields to the latest version.
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::header::{ETAG, IF_MATCH};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use imgd_core::Error;
 use imgd_core::model::{DeliveryPolicy, Quota, SigningKey, TenantRecord, Usage};
@@ -172,6 +178,39 @@ impl From<&TenantRecord> for TenantView {
     }
 }
 
+/// The tenant's `ETag`: its version, quoted (a strong validator of its settings; usage is a live
+/// counter outside it).
+fn etag(tenant: &TenantRecord) -> [(axum::http::HeaderName, HeaderValue); 1] {
+    let value = HeaderValue::from_str(&format!("\"{}\"", tenant.version))
+        .expect("a quoted number is a valid header value");
+    [(ETAG, value)]
+}
+
+/// The version `If-Match` makes a change conditional on: `None` without the header or for `*`
+/// (the tenant exists, which the lookup checks anyway). Anything but one strong ETag of ours
+/// cannot match a current version, so it fails the precondition at once (RFC 9110 13.1.1 compares
+/// strongly: a weak `W/` tag never matches).
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(IF_MATCH) else {
+        return Ok(None);
+    };
+    let value = value.to_str().unwrap_or("").trim();
+    if value == "*" {
+        return Ok(None);
+    }
+    value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            Error::PreconditionFailed(
+                "If-Match must be the tenant's ETag (from GET), or *; it matches no version".into(),
+            )
+            .into()
+        })
+}
+
 /// Every tenant.
 #[derive(Serialize, ToSchema)]
 pub struct TenantList {
@@ -211,33 +250,51 @@ pub async fn list(State(state): State<AppState>, _caller: Caller) -> ApiResult<J
     }))
 }
 
-/// One tenant: the caller's own, or any for an admin.
+/// One tenant: the caller's own, or any for an admin. Its `ETag` is its version, for `If-Match`.
 #[utoipa::path(get, path = "/v1/tenants/{id}", tag = "tenants",
     security(("bearer" = ["owner"])),
     params(crate::openapi::params::TenantPath),
-    responses((status = 200, body = TenantView), ApiErrors))]
+    responses(
+        (status = 200, body = TenantView, headers(
+            ("ETag" = String, description = "The tenant's version, quoted; send it back as If-Match")
+        )),
+        ApiErrors))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<TenantView>> {
+) -> ApiResult<Response> {
     let tenant = state.tenants.get(&caller.tenant_in_reach(&id)?).await?;
-    Ok(Json(TenantView::from(&tenant)))
+    Ok((etag(&tenant), Json(TenantView::from(&tenant))).into_response())
 }
 
-/// Change a tenant: `delivery` (owner or admin); `name`, `disabled`, `quota` (admin).
+/// Change a tenant: `delivery` (owner or admin); `name`, `disabled`, `quota` (admin). With
+/// `If-Match`, only if the tenant is still at that version.
 #[utoipa::path(patch, path = "/v1/tenants/{id}", tag = "tenants",
     security(("bearer" = ["owner"])),
-    params(crate::openapi::params::TenantPath),
+    params(
+        crate::openapi::params::TenantPath,
+        ("If-Match" = Option<String>, Header,
+            description = "The ETag from GET: change only that version (412 if it is not current)",
+            pattern = "^(\\*|\"[0-9]{1,19}\")$"),
+    ),
     request_body = TenantChanges,
-    responses((status = 200, body = TenantView), ApiErrors))]
+    responses(
+        (status = 200, body = TenantView, headers(
+            ("ETag" = String, description = "The tenant's new version, quoted")
+        )),
+        (status = 412, body = crate::openapi::ErrorSchema,
+            description = "If-Match names a version that is no longer current (`precondition_failed`); nothing changed"),
+        ApiErrors))]
 pub async fn patch(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<TenantChanges>,
-) -> ApiResult<Json<TenantView>> {
+) -> ApiResult<Response> {
     let id = caller.tenant_in_reach(&id)?;
+    let expected = if_match(&headers)?;
     let patch = TenantPatch {
         name: body.name,
         delivery: body.delivery.map(Into::into),
@@ -250,8 +307,8 @@ pub async fn patch(
     if patch.needs_admin() && !caller.is_admin() {
         return Err(Error::Forbidden.into());
     }
-    let tenant = state.tenants.update(&id, patch).await?;
-    Ok(Json(TenantView::from(&tenant)))
+    let tenant = state.tenants.update(&id, patch, expected).await?;
+    Ok((etag(&tenant), Json(TenantView::from(&tenant))).into_response())
 }
 
 /// A tenant's usage and quota.

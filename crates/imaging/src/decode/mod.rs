@@ -4,17 +4,22 @@
 //! photo bound for a 400 px thumbnail is never materialised at full size (DESIGN.md, "Scale while
 //! decoding"): by libjpeg-turbo in builds with the `turbojpeg` feature ([`jpeg_turbo`]), else by
 //! the pure-Rust jpeg-decoder ([`jpeg_rust`]), which also takes the files libjpeg-turbo cannot
-//! convert (CMYK). PNG, GIF and WebP go through the `image` crate with an allocation cap; GIF and
-//! WebP animations yield their first frame.
+//! convert (CMYK). PNG goes through the `png` crate with its own limits ([`png`]); GIF and WebP
+//! through the `image` crate with an allocation cap, animations yielding their first frame.
+//!
+//! Colour profiles larger than [`MAX_ICC_BYTES`] are dropped (and counted): a real profile is a
+//! few KiB, and one copied raw into every output made a 16x16 PNG's WebP variant 268 MB.
+//! [`peak_bytes`] estimates what a decode holds at its peak, for the memory budget.
 
 mod jpeg_rust;
 #[cfg_attr(not(feature = "turbojpeg"), path = "jpeg_turbo_disabled.rs")]
 mod jpeg_turbo;
+mod png;
 
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use image::codecs::{gif::GifDecoder, png::PngDecoder, webp::WebPDecoder};
+use image::codecs::{gif::GifDecoder, webp::WebPDecoder};
 use image::{DynamicImage, ImageDecoder};
 use imgd_core::format::ImageFormat;
 use imgd_core::{Error, Result};
@@ -32,6 +37,39 @@ pub(crate) fn corrupt(e: impl std::fmt::Display) -> Error {
     Error::CorruptImage(e.to_string())
 }
 
+/// Largest colour profile kept; larger ones are dropped with a metric.
+pub const MAX_ICC_BYTES: usize = 1 << 20;
+
+/// Bytes held at the peak of decoding `probe` at the scale [`decode`] picks for `at_least`.
+pub fn peak_bytes(probe: &Probe, at_least: Option<(u32, u32)>) -> u64 {
+    let (w, h) = (u64::from(probe.width), u64::from(probe.height));
+    match probe.format {
+        ImageFormat::Jpeg => {
+            let d = u64::from(
+                at_least.map_or(1, |a| jpeg_scale_denominator(probe.width, probe.height, a)),
+            );
+            let scaled = w.div_ceil(d) * h.div_ceil(d);
+            // Progressive files keep every DCT coefficient (2 bytes a sample, up to 3 samples a
+            // pixel) at full size until the last scan, whatever the output scale.
+            let coefficients = if probe.progressive { w * h * 6 } else { 0 };
+            coefficients + scaled * 3 * 2
+        }
+        ImageFormat::Png => png::peak_bytes(probe.width, probe.height),
+        // The `image` crate composes RGBA, then we convert: two buffers.
+        _ => w * h * 4 * 2,
+    }
+}
+
+fn cap_icc(icc: Option<Vec<u8>>) -> Option<Vec<u8>> {
+    match icc {
+        Some(profile) if profile.len() > MAX_ICC_BYTES => {
+            metrics::counter!("imgd_icc_profiles_dropped_total").increment(1);
+            None
+        }
+        other => other,
+    }
+}
+
 /// Decodes `bytes`. With `at_least = Some((w, h))` (in stored orientation) a JPEG is decoded at
 /// the smallest DCT scale that is still at least that large on both axes.
 ///
@@ -43,12 +81,17 @@ pub fn decode(
     at_least: Option<(u32, u32)>,
     max_pixels: u64,
 ) -> Result<Decoded> {
-    catch_unwind(AssertUnwindSafe(|| match probe.format {
+    let decoded = catch_unwind(AssertUnwindSafe(|| match probe.format {
         ImageFormat::Jpeg => jpeg_turbo::decode(bytes, probe, at_least, max_pixels)
             .unwrap_or_else(|| jpeg_rust::decode(bytes, probe, at_least, max_pixels)),
+        ImageFormat::Png => png::decode(bytes),
         _ => decode_with_image(bytes, probe.format, max_pixels),
     }))
-    .unwrap_or_else(|_| Err(Error::CorruptImage("the decoder rejected this file".into())))
+    .unwrap_or_else(|_| Err(Error::CorruptImage("the decoder rejected this file".into())))?;
+    Ok(Decoded {
+        icc: cap_icc(decoded.icc),
+        ..decoded
+    })
 }
 
 /// The largest power-of-two divisor (up to 8) that keeps both sides at least `at_least`.
@@ -68,7 +111,6 @@ fn decode_with_image(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> Resu
     limits.max_alloc = Some(max_pixels.saturating_mul(8));
     let cursor = Cursor::new(bytes);
     let (image, icc) = match format {
-        ImageFormat::Png => with_decoder(PngDecoder::new(cursor).map_err(corrupt)?, limits)?,
         ImageFormat::Gif => with_decoder(GifDecoder::new(cursor).map_err(corrupt)?, limits)?,
         ImageFormat::Webp => with_decoder(WebPDecoder::new(cursor).map_err(corrupt)?, limits)?,
         other => {

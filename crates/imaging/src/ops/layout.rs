@@ -1,16 +1,23 @@
-//! Geometry: what size to resize to and what to crop or pad, from the displayed source size and
-//! the spec. Pure arithmetic, tested exhaustively for the invariants that matter (exact boxes
-//! for cover/contain/fill, no enlargement for inside/outside, never a zero side).
+//! Geometry: what size to resize to, whether to take a window of the source (cover) and what to
+//! pad, from the displayed source size and the spec. Pure arithmetic, tested exhaustively for
+//! the invariants that matter (exact boxes for cover/contain/fill, no enlargement for
+//! inside/outside, never a zero side, no intermediate larger than the output).
+//!
+//! `fit=cover` used to resize the whole source to cover the box and crop afterwards: a 1x10000
+//! strip asked for `w=8192,h=1` became an 8192x81,920,000 intermediate before the crop. Now the
+//! window with the box's aspect is cut from the source *during* the resize, so the largest
+//! buffer a render allocates is the output itself ([`cover_window`]).
 
 use imgd_core::transform::{Fit, RenderSpec};
 
 /// The plan for one render, all sizes in output orientation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
-    /// Size to resize the (oriented) source to.
+    /// Size to resize the (oriented) source, or its window, to.
     pub resize: (u32, u32),
-    /// Crop the resized image to this size (`fit=cover`).
-    pub crop: Option<(u32, u32)>,
+    /// Resize only the window of the source that has `resize`'s aspect, placed by gravity
+    /// (`fit=cover`), instead of the whole source.
+    pub window: bool,
     /// Pad the resized image to this size (`fit=contain`).
     pub pad: Option<(u32, u32)>,
 }
@@ -24,7 +31,7 @@ pub fn plan(source: (u32, u32), spec: &RenderSpec) -> Layout {
     let (sw, sh) = source;
     let keep = Layout {
         resize: source,
-        crop: None,
+        window: false,
         pad: None,
     };
     let never_enlarge = matches!(spec.fit, Fit::Inside | Fit::Outside);
@@ -35,7 +42,7 @@ pub fn plan(source: (u32, u32), spec: &RenderSpec) -> Layout {
             let s = limit(f64::from(w) / f64::from(sw));
             Layout {
                 resize: (scaled(sw, s), scaled(sh, s)),
-                crop: None,
+                window: false,
                 pad: None,
             }
         }
@@ -43,7 +50,7 @@ pub fn plan(source: (u32, u32), spec: &RenderSpec) -> Layout {
             let s = limit(f64::from(h) / f64::from(sh));
             Layout {
                 resize: (scaled(sw, s), scaled(sh, s)),
-                crop: None,
+                window: false,
                 pad: None,
             }
         }
@@ -52,14 +59,14 @@ pub fn plan(source: (u32, u32), spec: &RenderSpec) -> Layout {
             match spec.fit {
                 Fit::Fill => Layout {
                     resize: (w, h),
-                    crop: None,
+                    window: false,
                     pad: None,
                 },
                 Fit::Inside => {
                     let s = limit(sx.min(sy));
                     Layout {
                         resize: (scaled(sw, s).min(w), scaled(sh, s).min(h)),
-                        crop: None,
+                        window: false,
                         pad: None,
                     }
                 }
@@ -67,31 +74,43 @@ pub fn plan(source: (u32, u32), spec: &RenderSpec) -> Layout {
                     let s = limit(sx.max(sy));
                     Layout {
                         resize: (scaled(sw, s), scaled(sh, s)),
-                        crop: None,
+                        window: false,
                         pad: None,
                     }
                 }
-                Fit::Cover => {
-                    let s = sx.max(sy);
-                    let resize = (scaled(sw, s).max(w), scaled(sh, s).max(h));
-                    Layout {
-                        resize,
-                        crop: Some((w, h)),
-                        pad: None,
-                    }
-                }
+                Fit::Cover => Layout {
+                    resize: (w, h),
+                    window: true,
+                    pad: None,
+                },
                 Fit::Contain => {
                     let s = sx.min(sy);
                     let resize = (scaled(sw, s).min(w), scaled(sh, s).min(h));
                     Layout {
                         resize,
-                        crop: None,
+                        window: false,
                         pad: Some((w, h)),
                     }
                 }
             }
         }
     }
+}
+
+impl Layout {
+    /// The output size.
+    pub fn output(&self) -> (u32, u32) {
+        self.pad.unwrap_or(self.resize)
+    }
+}
+
+/// The window of an `image`-sized source that, scaled to `target`, exactly covers it: the
+/// largest rectangle with `target`'s aspect that fits in the source, in source pixels.
+pub fn cover_window(image: (u32, u32), target: (u32, u32)) -> (f64, f64) {
+    let (iw, ih) = (f64::from(image.0), f64::from(image.1));
+    let (tw, th) = (f64::from(target.0), f64::from(target.1));
+    let scale = (tw / iw).max(th / ih);
+    ((tw / scale).min(iw), (th / scale).min(ih))
 }
 
 #[cfg(test)]
@@ -114,7 +133,7 @@ mod tests {
     }
 
     fn final_size(l: &Layout) -> (u32, u32) {
-        l.crop.or(l.pad).unwrap_or(l.resize)
+        l.output()
     }
 
     #[test]
@@ -129,7 +148,13 @@ mod tests {
             "inside never enlarges"
         );
         let cover = plan((400, 200), &spec(Some(100), Some(100), Fit::Cover));
-        assert_eq!((cover.resize, cover.crop), ((200, 100), Some((100, 100))));
+        assert_eq!((cover.resize, cover.window), ((100, 100), true));
+        assert_eq!(cover_window((400, 200), (100, 100)), (200.0, 200.0));
+        // The strip that used to need an 8192x81,920,000 intermediate.
+        let strip = plan((1, 10000), &spec(Some(8192), Some(1), Fit::Cover));
+        assert_eq!((strip.resize, strip.window), ((8192, 1), true));
+        let (ww, wh) = cover_window((1, 10000), (8192, 1));
+        assert!((ww - 1.0).abs() < 1e-9 && (wh - 1.0 / 8192.0).abs() < 1e-9);
         let contain = plan((400, 200), &spec(Some(100), Some(100), Fit::Contain));
         assert_eq!((contain.resize, contain.pad), ((100, 50), Some((100, 100))));
         assert_eq!(
@@ -161,7 +186,11 @@ mod tests {
                             match fit {
                                 Fit::Cover => {
                                     assert_eq!(final_size(&l), (w, h));
-                                    assert!(l.resize.0 >= w && l.resize.1 >= h);
+                                    assert_eq!(l.resize, (w, h), "no intermediate beyond the box");
+                                    let (ww, wh) = cover_window((sw, sh), (w, h));
+                                    assert!(ww <= f64::from(sw) && wh <= f64::from(sh));
+                                    let aspect = (ww / wh) / (f64::from(w) / f64::from(h));
+                                    assert!((aspect - 1.0).abs() < 1e-6, "{sw}x{sh} -> {w}x{h}");
                                 }
                                 Fit::Contain => {
                                     assert_eq!(final_size(&l), (w, h));

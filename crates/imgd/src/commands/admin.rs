@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use imgd_core::id::TenantId;
 use imgd_core::model::Role;
 use imgd_core::service::auth::{AuthService, NewKey, Principal};
+use imgd_core::service::sealing::{self, Kek};
 use imgd_core::service::tenancy::TenantService;
 use serde_json::json;
 
@@ -24,22 +25,33 @@ fn operator() -> Principal {
     }
 }
 
-async fn open(store: &ServeArgs) -> Result<(Arc<dyn imgd_core::port::MetadataRepo>, AuthService)> {
+/// The metadata store and the services over it, with the server's secret key (KEK), checked.
+struct Store {
+    repo: Arc<dyn imgd_core::port::MetadataRepo>,
+    auth: AuthService,
+    kek: Arc<Kek>,
+}
+
+async fn open(store: &ServeArgs) -> Result<Store> {
     let config = Config::load(&store.overrides(), std::env::vars())?;
     let repo = crate::app::open_metadata(&config).await?;
+    let kek = Arc::new(crate::app::open_secret_key(&config)?);
+    sealing::check_key(repo.as_ref(), &kek)
+        .await
+        .context("checking the secret key")?;
     repo.ensure_tenant(&TenantId::default_tenant(), "default")
         .await
         .context("creating the default tenant")?;
-    let auth = AuthService::open(repo.clone()).await?;
-    Ok((repo, auth))
+    let auth = AuthService::open(repo.clone(), &kek).await?;
+    Ok(Store { repo, auth, kek })
 }
 
 /// Runs an `admin` subcommand.
 pub async fn run(command: AdminCommand) -> Result<()> {
     match command {
         AdminCommand::Tenant(TenantCommand::Create { name, store }) => {
-            let (repo, _) = open(&store).await?;
-            let tenants = TenantService::new(repo, Duration::ZERO);
+            let Store { repo, kek, .. } = open(&store).await?;
+            let tenants = TenantService::new(repo, Duration::ZERO, kek);
             let t = tenants.create(&name).await?;
             let key = &t.signing_keys[0];
             println!(
@@ -49,7 +61,7 @@ pub async fn run(command: AdminCommand) -> Result<()> {
             );
         }
         AdminCommand::Tenant(TenantCommand::List { store }) => {
-            let (repo, _) = open(&store).await?;
+            let Store { repo, .. } = open(&store).await?;
             for t in repo.tenants().await? {
                 println!(
                     "{}",
@@ -65,7 +77,7 @@ pub async fn run(command: AdminCommand) -> Result<()> {
             name,
             store,
         }) => {
-            let (repo, auth) = open(&store).await?;
+            let Store { repo, auth, .. } = open(&store).await?;
             let Some(role) = Role::from_name(&role) else {
                 bail!("unknown role {role:?}: admin, owner, writer or reader");
             };
@@ -93,7 +105,7 @@ pub async fn run(command: AdminCommand) -> Result<()> {
             );
         }
         AdminCommand::Key(KeyCommand::Revoke { id, store }) => {
-            let (repo, _) = open(&store).await?;
+            let Store { repo, .. } = open(&store).await?;
             if !repo.revoke_api_key(None, &id).await? {
                 bail!("no key {id:?}");
             }

@@ -3,9 +3,11 @@
 //! - [`serve`]: run the server until SIGTERM/SIGINT, then drain.
 //! - [`render`]: render local files with a variant spec.
 //! - [`admin`]: tenants and keys, straight in the metadata store.
+//! - [`gc`]: one collection of unreferenced blobs; also the server's periodic task.
 //! - [`sign`]: sign a delivery URL offline.
 
 pub mod admin;
+pub mod gc;
 pub mod render;
 pub mod serve;
 pub mod sign;
@@ -33,6 +35,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Admin(command) => admin::run(command).await,
         Command::Sign(args) => sign::run(&args),
+        Command::Gc(args) => gc::run(&args).await,
         Command::Config(args) => {
             let mut config = Config::load(&args.overrides(), std::env::vars())?;
             config.hide_secrets();

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use imgd_core::port::Imaging;
+use imgd_core::port::{Imaging, JobControl};
 use imgd_core::transform::TransformSpec;
 use imgd_imaging::Pipeline;
 use imgd_imaging::probe::probe;
@@ -73,7 +73,7 @@ fn render_one(
     let resolved = spec.resolve(source.format, None, &config.quality_defaults());
     let deadline = Instant::now() + Duration::from_secs(config.render.timeout_secs);
     let rendered = pipeline
-        .render(bytes, &resolved.spec, deadline)
+        .render(bytes, &resolved.spec, &JobControl::new(deadline, None))
         .with_context(|| format!("rendering {}", input.display()))?;
     let stem = input
         .file_stem()

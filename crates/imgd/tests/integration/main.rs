@@ -8,11 +8,14 @@ mod postgres;
 
 mod api;
 mod authz;
+mod connections;
 mod delivery;
+mod gc;
 mod ingest;
 mod ops;
 mod outages;
 mod process;
+mod secrets;
 mod signed;
 mod tenancy;
 mod variants;

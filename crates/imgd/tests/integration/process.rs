@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::fixtures;
+use crate::common::{ADMIN_KEY, fixtures};
 
 struct Process {
     child: Child,
@@ -176,7 +176,7 @@ async fn flags_override_the_environment() {
     let by_env = Process::spawn(
         dir.path(),
         &[],
-        &[("IMGD_LISTEN", &env_listen), ("IMGD_ADMIN_KEY", "k")],
+        &[("IMGD_LISTEN", &env_listen), ("IMGD_ADMIN_KEY", ADMIN_KEY)],
     );
     assert_eq!(by_env.base, format!("http://127.0.0.1:{env_port}"));
     drop(by_env);
@@ -186,7 +186,7 @@ async fn flags_override_the_environment() {
     let by_flag = Process::spawn(
         dir.path(),
         &["--listen", &flag_listen, "--data-dir", &other],
-        &[("IMGD_LISTEN", &env_listen), ("IMGD_ADMIN_KEY", "k")],
+        &[("IMGD_LISTEN", &env_listen), ("IMGD_ADMIN_KEY", ADMIN_KEY)],
     );
     assert_eq!(by_flag.base, format!("http://127.0.0.1:{flag_port}"));
     assert!(
@@ -198,7 +198,7 @@ async fn flags_override_the_environment() {
 #[tokio::test]
 async fn sigterm_lets_in_flight_requests_finish() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Process::spawn(dir.path(), &[], &[("IMGD_ADMIN_KEY", "k")]);
+    let mut server = Process::spawn(dir.path(), &[], &[("IMGD_ADMIN_KEY", ADMIN_KEY)]);
     // An upload whose body is still arriving when the signal comes.
     let bytes = fixtures::jpeg(600, 400);
     let (tx, upload) = half_sent_upload(&server, dir.path(), &bytes).await;
@@ -248,7 +248,7 @@ async fn wait_for_staged_file(staging: &Path) {
 #[tokio::test]
 async fn a_crash_mid_upload_leaves_no_image_and_the_leftover_is_swept() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Process::spawn(dir.path(), &[], &[("IMGD_ADMIN_KEY", "k")]);
+    let mut server = Process::spawn(dir.path(), &[], &[("IMGD_ADMIN_KEY", ADMIN_KEY)]);
     let bytes = fixtures::jpeg(600, 400);
     let (tx, upload) = half_sent_upload(&server, dir.path(), &bytes).await;
     let staging = dir.path().join("tmp").join("uploads");
@@ -265,7 +265,7 @@ async fn a_crash_mid_upload_leaves_no_image_and_the_leftover_is_swept() {
     );
     drop(tx);
 
-    let restarted = Process::spawn(dir.path(), &[], &[("IMGD_ADMIN_KEY", "k")]);
+    let restarted = Process::spawn(dir.path(), &[], &[("IMGD_ADMIN_KEY", ADMIN_KEY)]);
     assert_eq!(
         std::fs::read_dir(&staging).unwrap().count(),
         0,

@@ -539,3 +539,147 @@ async fn limits_answer_429_with_retry_after_and_ratelimit_headers() {
     assert_eq!(server.get(&format!("/i/{id}/w=10")).await.status(), 200);
     assert_eq!(server.get(&format!("/i/{id}")).await.status(), 200);
 }
+
+/// The status and body of a `/v1` request with `key`, for comparing answers byte for byte.
+async fn answer(server: &TestServer, key: &str, method: Method, path: &str) -> (u16, String) {
+    let response = with(server, key, method, path).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn an_owner_can_neither_see_nor_revoke_admin_keys() {
+    let server = TestServer::start().await;
+    let acme = tenant(&server, "acme").await;
+    let (acme_admin_id, acme_admin) = key(&server, &acme.id, "admin").await;
+    let (_, default_owner) = key(&server, "default", "owner").await;
+    let missing = "0123456789ab";
+
+    for (owner, admin_id) in [
+        (&default_owner, "bootstrap-admin"),
+        (&acme.owner, acme_admin_id.as_str()),
+    ] {
+        let listed: Value = with(&server, owner, Method::GET, "/keys")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let listed = listed["keys"].as_array().unwrap();
+        assert!(!listed.is_empty(), "an owner still lists its tenant's keys");
+        assert!(
+            listed
+                .iter()
+                .all(|k| k["role"] != "admin" && k["id"] != admin_id),
+            "{listed:?}"
+        );
+        // An admin key is exactly as missing as a key that does not exist.
+        let admin_key = answer(&server, owner, Method::DELETE, &format!("/keys/{admin_id}")).await;
+        let absent = answer(&server, owner, Method::DELETE, &format!("/keys/{missing}")).await;
+        assert_eq!(admin_key.0, 404, "{}", admin_key.1);
+        assert_eq!(admin_key, absent);
+    }
+    // Both admin keys still work, and the admin still sees and manages them.
+    for admin in [crate::common::ADMIN_KEY, acme_admin.as_str()] {
+        assert_eq!(answer(&server, admin, Method::GET, "/tenants").await.0, 200);
+    }
+    let all = server.api_json(Method::GET, "/keys").await;
+    let ids: Vec<&str> = all["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"bootstrap-admin") && ids.contains(&acme_admin_id.as_str()));
+    // An owner still revokes its tenant's other keys.
+    let (reader_id, _) = key(&server, &acme.id, "reader").await;
+    assert_eq!(
+        answer(
+            &server,
+            &acme.owner,
+            Method::DELETE,
+            &format!("/keys/{reader_id}")
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        server
+            .api_status(Method::DELETE, &format!("/keys/{acme_admin_id}"))
+            .await,
+        204,
+        "an admin revokes admin keys"
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_patch_with_a_stale_if_match_gets_412_and_changes_nothing() {
+    let server = TestServer::start().await;
+    let acme = tenant(&server, "acme").await;
+    let path = format!("/tenants/{}", acme.id);
+    let etag_of = |r: &reqwest::Response| r.headers()["etag"].to_str().unwrap().to_owned();
+    let patch = |key: &str, if_match: Option<&str>, delivery: &str| {
+        let mut request =
+            with(&server, key, Method::PATCH, &path).json(&json!({"delivery": delivery}));
+        if let Some(tag) = if_match {
+            request = request.header("if-match", tag);
+        }
+        request.send()
+    };
+
+    let read = with(&server, &acme.owner, Method::GET, &path)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    let first = etag_of(&read);
+    assert!(first.starts_with('"') && first.ends_with('"'), "{first}");
+    let changed = patch(&acme.owner, Some(&first), "signed").await.unwrap();
+    assert_eq!(changed.status(), 200);
+    let second = etag_of(&changed);
+    assert_ne!(second, first, "a write is a new version");
+
+    // The first ETag is stale now: refused, and the tenant is as the second write left it.
+    let stale = patch(&acme.owner, Some(&first), "public").await.unwrap();
+    assert_eq!(error_code(stale).await, (412, "precondition_failed".into()));
+    let now = with(&server, &acme.owner, Method::GET, &path)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(etag_of(&now), second);
+    assert_eq!(now.json::<Value>().await.unwrap()["delivery"], "signed");
+
+    // A signing-key rotation is a write too; tags that can never match are refused as well.
+    let rotated = with(
+        &server,
+        &acme.owner,
+        Method::POST,
+        &format!("{path}/signing-keys"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(rotated.status(), 201);
+    for tag in [second.as_str(), "W/\"1\"", "\"abc\"", "1"] {
+        let refused = patch(&acme.owner, Some(tag), "public").await.unwrap();
+        assert_eq!(
+            error_code(refused).await,
+            (412, "precondition_failed".into()),
+            "{tag}"
+        );
+    }
+    // Without If-Match, or with `*`, a PATCH applies to the latest version as before.
+    for tag in [None, Some("*")] {
+        let applied = patch(&acme.owner, tag, "presets_only").await.unwrap();
+        assert_eq!(applied.status(), 200, "{tag:?}");
+    }
+    let latest = with(&server, &acme.owner, Method::GET, &path)
+        .send()
+        .await
+        .unwrap();
+    let tag = etag_of(&latest);
+    let applied = patch(&acme.owner, Some(&tag), "public").await.unwrap();
+    assert_eq!(applied.status(), 200);
+    assert_eq!(applied.json::<Value>().await.unwrap()["delivery"], "public");
+}

@@ -13,6 +13,10 @@ use reqwest::{Client, RequestBuilder};
 /// The admin key test servers are started with.
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 
+/// The KEK test servers on PostgreSQL are given (which requires one); on SQLite each data dir
+/// generates its own `secret.key`, as the embedded default does.
+pub const SECRET_KEY: &str = "746573742d7365637265742d6b65792d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d";
+
 /// A running in-process server; stops when dropped.
 pub struct TestServer {
     pub base: String,
@@ -36,8 +40,8 @@ impl TestServer {
         server
     }
 
-    /// A server over an existing data dir (to test restarts).
-    pub async fn start_in(data_dir: &std::path::Path, settings: &[(&str, &str)]) -> Self {
+    /// The configuration [`TestServer::start_in`] starts with (to test starts that must fail).
+    pub async fn config_in(data_dir: &std::path::Path, settings: &[(&str, &str)]) -> Config {
         let mut env: Vec<(String, String)> = vec![
             ("IMGD_LISTEN".into(), "127.0.0.1:0".into()),
             ("IMGD_DATA_DIR".into(), data_dir.display().to_string()),
@@ -45,9 +49,15 @@ impl TestServer {
         ];
         if let Some(url) = metadata_database(data_dir).await {
             env.push(("IMGD_DATABASE_URL".into(), url));
+            env.push(("IMGD_SECRET_KEY".into(), SECRET_KEY.into()));
         }
         env.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let config = Config::load(&Overrides::default(), env).unwrap();
+        Config::load(&Overrides::default(), env).unwrap()
+    }
+
+    /// A server over an existing data dir (to test restarts).
+    pub async fn start_in(data_dir: &std::path::Path, settings: &[(&str, &str)]) -> Self {
+        let config = Self::config_in(data_dir, settings).await;
         let server = imgd::app::start(config, imgd::telemetry::metrics_handle())
             .await
             .unwrap();
