@@ -26,6 +26,9 @@ pub struct PipelineSettings {
     /// Pixel cap applied again at render time (stored images passed it at ingest), and the cap
     /// on every intermediate and the output.
     pub max_pixels: u64,
+    /// Largest AVIF output. rav1e offers no progress hook, so an encode cannot stop at a
+    /// checkpoint: its cost is bounded by refusing large ones (`avif_too_large`) instead.
+    pub max_avif_pixels: u64,
 }
 
 /// The image pipeline.
@@ -62,8 +65,9 @@ fn check_limits(probe: &Probe, max_pixels: u64, max_frames: u64) -> Result<()> {
 fn checked_plan(
     oriented: (u32, u32),
     spec: &RenderSpec,
-    max_pixels: u64,
+    settings: &PipelineSettings,
 ) -> Result<layout::Layout> {
+    let max_pixels = settings.max_pixels;
     let rotated = matches!(spec.rotate, Rotation::R90 | Rotation::R270);
     let source = if rotated {
         (oriented.1, oriented.0)
@@ -79,6 +83,15 @@ fn checked_plan(
         return Err(Error::invalid(
             "option_out_of_range",
             format!("the output would have {pixels} pixels, the limit is {max_pixels}"),
+        ));
+    }
+    if spec.format == ImageFormat::Avif && pixels > settings.max_avif_pixels {
+        return Err(Error::invalid(
+            "avif_too_large",
+            format!(
+                "AVIF output is limited to {} pixels (this one has {pixels}); ask for f=webp",
+                settings.max_avif_pixels
+            ),
         ));
     }
     Ok(plan)
@@ -98,15 +111,23 @@ impl Pipeline {
         Pipeline { settings }
     }
 
-    fn blurhash(image: &DynamicImage) -> Option<String> {
+    /// Consumes the decoded image (a clone of a full-size PNG decode doubled an upload's peak)
+    /// and orients only the small copy.
+    fn blurhash(image: DynamicImage, orientation: u8) -> Option<String> {
         let (w, h) = (image.width(), image.height());
         let scale = f64::from(BLURHASH_SOURCE_SIDE) / f64::from(w.max(h));
         let size = (
             ((f64::from(w) * scale).round() as u32).max(1),
             ((f64::from(h) * scale).round() as u32).max(1),
         );
-        let small = resize::resize(image.clone(), size).ok()?.to_rgba8();
-        let (cx, cy) = if w >= h { (4, 3) } else { (3, 4) };
+        let mut small = resize::resize(image, size).ok()?;
+        orient::apply(&mut small, orientation, Default::default());
+        let small = small.to_rgba8();
+        let (cx, cy) = if small.width() >= small.height() {
+            (4, 3)
+        } else {
+            (3, 4)
+        };
         blurhash::encode(cx, cy, small.width(), small.height(), small.as_raw()).ok()
     }
 }
@@ -120,22 +141,20 @@ impl Imaging for Pipeline {
         job.checkpoint()?;
         // Decoding proves the file is whole (a truncated JPEG fails here, not at first render);
         // the JPEG path decodes at 1/8 scale, so this costs a fraction of a full decode.
-        let mut decoded = decode(bytes, &probe, at_least, limits.max_pixels)?;
+        let decoded = decode(bytes, &probe, at_least, limits.max_pixels)?;
         job.checkpoint()?;
-        orient::apply(&mut decoded.image, probe.orientation, Default::default());
         let (width, height) = probe.oriented_size();
         Ok(Inspection {
             format: probe.format,
             width,
             height,
             frames: probe.frames,
-            blurhash: Self::blurhash(&decoded.image),
+            blurhash: Self::blurhash(decoded.image, probe.orientation),
         })
     }
 
     fn render_cost(&self, source: &SourceFacts, spec: &RenderSpec) -> Result<u64> {
-        let max_pixels = self.settings.max_pixels;
-        let plan = checked_plan((source.width, source.height), spec, max_pixels)?;
+        let plan = checked_plan((source.width, source.height), spec, &self.settings)?;
         let (w, h) = plan.output();
         let output = u64::from(w) * u64::from(h) * 4;
         // The record is oriented; the decode scale does not care which side is which.
@@ -163,7 +182,7 @@ impl Imaging for Pipeline {
         let probe = probe(bytes)?;
         check_limits(&probe, self.settings.max_pixels, u64::MAX)?;
         let swaps = orient::swaps_axes(probe.orientation, spec.rotate);
-        let plan = checked_plan(probe.oriented_size(), spec, self.settings.max_pixels)?;
+        let plan = checked_plan(probe.oriented_size(), spec, &self.settings)?;
         let at_least = decode_target(&plan, swaps);
 
         job.checkpoint()?;
@@ -211,6 +230,7 @@ mod tests {
             keep_icc: true,
             encode: EncodeOptions { avif_speed: 10 },
             max_pixels: 50_000_000,
+            max_avif_pixels: 2_000_000,
         })
     }
 
@@ -305,6 +325,10 @@ mod tests {
             .render_cost(&source, &spec(8192, 1, Fit::Cover, ImageFormat::Webp))
             .unwrap();
         assert!(small < 64 << 20, "the strip costs {small} bytes");
+        let avif = pipeline()
+            .render_cost(&source, &spec(2000, 2000, Fit::Fill, ImageFormat::Avif))
+            .unwrap_err();
+        assert_eq!(avif.code(), "avif_too_large");
         let huge = pipeline()
             .render_cost(&source, &spec(8192, 8192, Fit::Fill, ImageFormat::Webp))
             .unwrap_err();

@@ -177,6 +177,7 @@ pub struct RenderConfig {
     pub timeout_secs: u64,
     pub keep_icc: bool,
     pub avif_speed: u8,
+    pub max_avif_pixels: u64,
     pub quality_jpeg: u8,
     pub quality_webp: u8,
     pub quality_avif: u8,
@@ -431,6 +432,7 @@ impl Config {
                 avif_speed: self.render.avif_speed,
             },
             max_pixels: self.limits.max_pixels,
+            max_avif_pixels: self.render.max_avif_pixels,
         }
     }
 

@@ -281,6 +281,31 @@ mod tests {
     }
 
     #[test]
+    fn owners_manage_only_their_tenants_non_admin_keys() {
+        let principal = |tenant: &str, role| Principal {
+            key_id: "caller".into(),
+            tenant: TenantId::new(tenant),
+            role,
+        };
+        let key = |tenant: &str, role| ApiKeyRecord {
+            id: "k".into(),
+            name: None,
+            tenant: TenantId::new(tenant),
+            role,
+            secret_hash: String::new(),
+            created_at: 0,
+            revoked: false,
+        };
+        let owner = principal("a", Role::Owner);
+        assert!(AuthService::manages(&owner, &key("a", Role::Owner)));
+        assert!(AuthService::manages(&owner, &key("a", Role::Reader)));
+        assert!(!AuthService::manages(&owner, &key("a", Role::Admin)));
+        assert!(!AuthService::manages(&owner, &key("b", Role::Reader)));
+        let admin = principal("a", Role::Admin);
+        assert!(AuthService::manages(&admin, &key("b", Role::Admin)));
+    }
+
+    #[test]
     fn digests_compare_whole() {
         assert!(digests_match("abcd", "abcd"));
         assert!(!digests_match("abcd", "abce"));

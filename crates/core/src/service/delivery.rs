@@ -308,7 +308,23 @@ impl DeliveryService {
         let presets = self.presets_for(&image.tenant).await?;
         let spec = TransformSpec::parse(options, &presets, &self.settings.transform_limits)?;
         let named = options.split(',').filter(|t| !t.contains('=')).count();
-        let resolved = spec.resolve(image.format, accept, &self.settings.quality);
+        let mut resolved = spec.resolve(image.format, accept, &self.settings.quality);
+        if resolved.vary_accept && resolved.spec.format == ImageFormat::Avif {
+            // `f=auto` must always answer: an AVIF too large to encode within bounds becomes
+            // WebP (what every AVIF-capable browser also takes).
+            let facts = SourceFacts {
+                format: image.format,
+                width: image.width,
+                height: image.height,
+                bytes: image.bytes,
+            };
+            if let Err(e) = self.ports.imaging.render_cost(&facts, &resolved.spec)
+                && e.code() == "avif_too_large"
+            {
+                resolved = spec.resolve(image.format, Some("image/webp"), &self.settings.quality);
+                resolved.vary_accept = true;
+            }
+        }
         Ok(VariantPlan {
             key: resolved.spec.variant_key(&image.tenant, &image.hash),
             spec: resolved.spec,

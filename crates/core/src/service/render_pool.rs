@@ -138,7 +138,11 @@ impl Slot {
         let (permit, reservation) = (self.permit, self.reservation);
         let handle = tokio::task::spawn_blocking(move || {
             let _held = (permit, reservation);
-            job(&job_control)
+            let outcome = job(&job_control);
+            if matches!(outcome, Err(Error::Cancelled)) {
+                metrics::counter!("imgd_renders_cancelled_total").increment(1);
+            }
+            outcome
         });
         match tokio::time::timeout(self.budget, handle).await {
             Ok(Ok(result)) => result,

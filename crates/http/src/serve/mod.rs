@@ -176,12 +176,12 @@ fn refuse(mut tcp: TcpStream, refusals: &Arc<Semaphore>, answer: Bytes) {
         let _ = tokio::time::timeout(REFUSAL_LINGER, async {
             // An HTTP client takes a response that arrives before its request for a protocol
             // error (hyper's "unexpected message"), so answer once the request has begun.
-            let _ = tokio::time::timeout(REFUSAL_WAIT, tcp.readable()).await;
+            let mut sink = [0u8; 2048];
+            let _ = tokio::time::timeout(REFUSAL_WAIT, tcp.read(&mut sink)).await;
             tcp.write_all(&answer).await?;
             tcp.shutdown().await?;
-            // Read what the client sent: closing with unread bytes resets the connection, and
-            // the reset can destroy the answer before the client has read it.
-            let mut sink = [0u8; 2048];
+            // Read the rest of what the client sent: closing with unread bytes resets the
+            // connection, and the reset can destroy the answer before the client has read it.
             while tcp.read(&mut sink).await? > 0 {}
             Ok::<_, io::Error>(())
         })

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -131,17 +131,21 @@ async fn the_server_collects_on_its_own_and_counts_it() {
     .await;
     let id = server.upload_ok(fixtures::jpeg(20, 20)).await;
     assert_eq!(delete(&server, &id).await, 204);
+    // The bytes go first, the row (and then the count) right after.
     let started = Instant::now();
-    while !server.files_under("blobs").is_empty() {
+    loop {
+        let metrics = server.get("/metrics").await.text().await.unwrap();
+        if server.files_under("blobs").is_empty()
+            && metrics.contains("imgd_gc_runs_total")
+            && metrics.contains("imgd_gc_blobs_removed_total")
+        {
+            break;
+        }
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "never collected"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let metrics = server.get("/metrics").await.text().await.unwrap();
-    for name in ["imgd_gc_runs_total", "imgd_gc_blobs_removed_total"] {
-        assert!(metrics.contains(name), "{name} missing");
     }
 }
 
@@ -204,7 +208,7 @@ async fn no_acknowledged_upload_is_lost_to_a_racing_delete_and_gc_across_two_nod
 
     let rounds = 200;
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-    let (mut acknowledged, mut refused, mut collected) = (0, 0, 0);
+    let (mut acknowledged, mut refused, mut collected, mut passes) = (0, 0, 0, 0);
     let mut keep: Option<String> = None;
     let started = Instant::now();
     for round in 0..rounds {
@@ -229,12 +233,28 @@ async fn no_acknowledged_upload_is_lost_to_a_racing_delete_and_gc_across_two_nod
             jitter(delays[1]).await;
             uploader.upload(bytes.clone()).await
         };
+        // The collector runs pass after pass until the delete and the upload are both done, so
+        // its claims land anywhere in their window.
+        let done = AtomicBool::new(false);
+        let racing = async {
+            let outcome = tokio::join!(deleting, uploading);
+            done.store(true, Ordering::SeqCst);
+            outcome
+        };
         let collecting = async {
             jitter(delays[2]).await;
-            gc.run(Duration::ZERO, false, &never).await.unwrap()
+            let (mut removed, mut passes) = (0, 0);
+            loop {
+                removed += gc.run(Duration::ZERO, false, &never).await.unwrap().removed;
+                passes += 1;
+                if done.load(Ordering::SeqCst) {
+                    return (removed, passes);
+                }
+            }
         };
-        let ((), (status, body), report) = tokio::join!(deleting, uploading, collecting);
-        collected += report.removed;
+        let (((), (status, body)), (removed, ran)) = tokio::join!(racing, collecting);
+        collected += removed;
+        passes += ran;
         match status {
             201 => {
                 acknowledged += 1;
@@ -248,9 +268,13 @@ async fn no_acknowledged_upload_is_lost_to_a_racing_delete_and_gc_across_two_nod
             }
             other => panic!("round {round}: upload answered {other}: {body}"),
         }
-        for node in [&one, &two] {
-            assert_eq!(original(node, &first).await, None, "round {round}: deleted");
-        }
+        // (The other node may serve its cached record for record_cache_ttl_ms: why the grace
+        // period is never that short outside tests.)
+        assert_eq!(
+            original(deleter, &first).await,
+            None,
+            "round {round}: deleted"
+        );
     }
     // A collection after the race never takes the survivor.
     collected += gc.run(Duration::ZERO, false, &never).await.unwrap().removed;
@@ -260,7 +284,7 @@ async fn no_acknowledged_upload_is_lost_to_a_racing_delete_and_gc_across_two_nod
     }
     eprintln!(
         "{} two nodes, {rounds} rounds in {:?}: {acknowledged} uploads acknowledged and readable, \
-         {refused} refused with 503, the blob collected {collected} times",
+         {refused} refused with 503, {passes} collector passes collected the blob {collected} times",
         if postgres { "PostgreSQL" } else { "SQLite" },
         started.elapsed()
     );

@@ -15,6 +15,7 @@ mod ingest;
 mod ops;
 mod outages;
 mod process;
+mod safety;
 mod secrets;
 mod signed;
 mod tenancy;

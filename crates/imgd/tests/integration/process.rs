@@ -227,7 +227,7 @@ async fn half_sent_upload(server: &Process, data_dir: &Path, bytes: &[u8]) -> (C
         .unwrap();
     let request = reqwest::Client::new()
         .post(format!("{}/v1/images", server.base))
-        .bearer_auth("k")
+        .bearer_auth(ADMIN_KEY)
         .body(reqwest::Body::wrap_stream(rx));
     let upload = tokio::spawn(request.send());
     wait_for_staged_file(&data_dir.join("tmp").join("uploads")).await;
@@ -273,7 +273,7 @@ async fn a_crash_mid_upload_leaves_no_image_and_the_leftover_is_swept() {
     );
     let list: serde_json::Value = reqwest::Client::new()
         .get(format!("{}/v1/images", restarted.base))
-        .bearer_auth("k")
+        .bearer_auth(ADMIN_KEY)
         .send()
         .await
         .unwrap()
@@ -285,4 +285,187 @@ async fn a_crash_mid_upload_leaves_no_image_and_the_leftover_is_swept() {
         0,
         "no partial image is visible"
     );
+}
+
+/// CPU seconds the process has used (user + system), from `/proc/PID/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    // USER_HZ is 100 on Linux.
+    ticks / 100.0
+}
+
+/// A client that disconnects mid-render stops the render: the process goes idle within
+/// seconds instead of finishing an AVIF encode nobody will read, and its one worker is free.
+#[tokio::test]
+async fn a_render_whose_client_left_stops_and_frees_its_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Process::spawn(
+        dir.path(),
+        &[],
+        &[
+            ("IMGD_ADMIN_KEY", ADMIN_KEY),
+            ("IMGD_RENDER__WORKERS", "1"),
+            ("IMGD_LIMITS__MEMORY_BUDGET_MB", "2048"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let upload = |bytes: Vec<u8>| {
+        client
+            .post(format!("{}/v1/images", p.base))
+            .bearer_auth(ADMIN_KEY)
+            .body(bytes)
+            .send()
+    };
+    let big: serde_json::Value = upload(fixtures::jpeg(4000, 4000))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let small: serde_json::Value = upload(fixtures::jpeg(64, 64))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pid = p.child.id();
+    // A render of several seconds: a 36 MP resize, blur and PNG encode.
+    let slow = format!(
+        "{}/i/{}/w=6000,h=6000,fit=fill,blur=80,f=png",
+        p.base,
+        big["id"].as_str().unwrap()
+    );
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(700))
+        .build()
+        .unwrap();
+    let busy_from = cpu_seconds(pid);
+    assert!(
+        impatient.get(&slow).send().await.is_err(),
+        "the client gave up"
+    );
+    let given_up = Instant::now();
+    let busy = cpu_seconds(pid) - busy_from;
+    assert!(busy > 0.3, "the render was running ({busy:.2} s of CPU)");
+    // Idle: under 10% of a core over a 1 s window, within 5 s of the disconnect.
+    let idle_after = loop {
+        let before = cpu_seconds(pid);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let used = cpu_seconds(pid) - before;
+        if used < 0.1 {
+            break given_up.elapsed();
+        }
+        assert!(
+            given_up.elapsed() < Duration::from_secs(5),
+            "still rendering {:?} after the client left ({used:.2} s CPU in the last second)",
+            given_up.elapsed()
+        );
+    };
+    // The one worker is free: a small render answers at once.
+    let started = Instant::now();
+    let small_variant = format!("{}/i/{}/w=32", p.base, small["id"].as_str().unwrap());
+    assert_eq!(
+        client.get(&small_variant).send().await.unwrap().status(),
+        200
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let metrics = client
+        .get(format!("{}/metrics", p.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("imgd_renders_cancelled_total 1"),
+        "the render counted as cancelled"
+    );
+    eprintln!("idle {idle_after:?} after the client left");
+}
+
+/// Misconfigured secrets stop the start, before the data dir is touched, with a message that
+/// says what to fix: a short admin key, PostgreSQL without a secret key, a malformed secret key.
+#[tokio::test]
+async fn weak_or_missing_secrets_refuse_to_start_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for (env, says) in [
+        (
+            vec![("IMGD_ADMIN_KEY", "short-admin-key")],
+            "auth.admin_key (IMGD_ADMIN_KEY) must be at least 24 characters, not 15",
+        ),
+        (
+            vec![
+                ("IMGD_ADMIN_KEY", ADMIN_KEY),
+                ("IMGD_DATABASE_URL", "postgres://127.0.0.1:1/none"),
+            ],
+            "needs a secret key shared by every node: set IMGD_SECRET_KEY",
+        ),
+        (
+            vec![
+                ("IMGD_ADMIN_KEY", ADMIN_KEY),
+                ("IMGD_SECRET_KEY", "REPLACE-ME"),
+            ],
+            "auth.secret_key (IMGD_SECRET_KEY) is not a valid key",
+        ),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_imgd"))
+            .arg("serve")
+            .env_remove("IMGD_SECRET_KEY")
+            .env_remove("IMGD_DATABASE_URL")
+            .env_remove("DATABASE_URL")
+            .env("IMGD_DATA_DIR", &data)
+            .env("IMGD_LISTEN", "127.0.0.1:0")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{env:?} started");
+        assert!(stderr.contains(says), "{env:?}: {stderr}");
+    }
+    assert!(!data.exists(), "refused before creating anything");
+}
+
+/// `imgd config` prints the resolved configuration with every secret masked.
+#[tokio::test]
+async fn config_output_masks_every_secret() {
+    let secrets = [
+        ("IMGD_ADMIN_KEY", "printed-admin-key-0123456789"),
+        (
+            "IMGD_SECRET_KEY",
+            "7072696e7465642d6b656b2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d",
+        ),
+        ("AWS_SECRET_ACCESS_KEY", "printed-s3-secret"),
+        ("IMGD_CLUSTER_SECRET", "printed-cluster-secret"),
+    ];
+    let output = Command::new(env!("CARGO_BIN_EXE_imgd"))
+        .arg("config")
+        .envs(secrets)
+        .env(
+            "IMGD_DATABASE_URL",
+            "postgres://imgd:printed-db-pass@db/imgd?password=printed-query-pass",
+        )
+        .env("IMGD_REDIS_URL", "redis://:printed-redis-pass@redis:6379/")
+        .env("IMGD_STORE", "s3://bucket")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("secret_key: \"<set, not shown>\""),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("printed-"),
+        "a secret was printed:\n{stdout}"
+    );
+    assert!(!stdout.contains("7072696e7465642d"), "the KEK was printed");
 }
