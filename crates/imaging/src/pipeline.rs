@@ -175,7 +175,16 @@ impl Imaging for Pipeline {
         } else {
             u64::from(source.width) * u64::from(source.height) * 4
         };
-        Ok(source.bytes + decoded + rotation + OUTPUT_SIZED_BUFFERS * output)
+        // The resize's temporary image, in whichever pass order needs the smaller one.
+        let window_width = if plan.window {
+            layout::cover_window((source.width, source.height), plan.resize).0
+        } else {
+            f64::from(source.width)
+        };
+        let (vertical, horizontal) =
+            resize::temporary_pixels(window_width, source.height, plan.resize);
+        let temporary = vertical.min(horizontal) * 4;
+        Ok(source.bytes + decoded + rotation + temporary + OUTPUT_SIZED_BUFFERS * output)
     }
 
     fn render(&self, bytes: &[u8], spec: &RenderSpec, job: &JobControl) -> Result<Rendered> {

@@ -102,6 +102,11 @@ fn dimensions(format: ImageFormat, bytes: &[u8]) -> Result<(u32, u32)> {
         let info = decoder.info().ok_or_else(|| corrupt("no frame header"))?;
         return Ok((u32::from(info.width), u32::from(info.height)));
     }
+    if format == ImageFormat::Webp {
+        // Read from the header ourselves: the decoder's own reader refuses a legal but huge
+        // canvas as "corrupt" before our pixel limit can name it.
+        return webp_dimensions(bytes).ok_or_else(|| corrupt("no WebP frame header"));
+    }
     let image_format = match format {
         ImageFormat::Png => image::ImageFormat::Png,
         ImageFormat::Gif => image::ImageFormat::Gif,
@@ -110,6 +115,39 @@ fn dimensions(format: ImageFormat, bytes: &[u8]) -> Result<(u32, u32)> {
     image::ImageReader::with_format(Cursor::new(bytes), image_format)
         .into_dimensions()
         .map_err(corrupt)
+}
+
+/// Canvas size from the first chunk: `VP8X` (24-bit sizes minus one), `VP8L` (14-bit sizes
+/// minus one after the 0x2F signature) or `VP8 ` (14-bit sizes after the key-frame start code).
+fn webp_dimensions(b: &[u8]) -> Option<(u32, u32)> {
+    let chunk = b.get(12..16)?;
+    let le24 = |i: usize| {
+        Some(u32::from_le_bytes([
+            *b.get(i)?,
+            *b.get(i + 1)?,
+            *b.get(i + 2)?,
+            0,
+        ]))
+    };
+    match chunk {
+        b"VP8X" => Some((le24(24)? + 1, le24(27)? + 1)),
+        b"VP8L" => {
+            if *b.get(20)? != 0x2F {
+                return None;
+            }
+            let bits = u32::from_le_bytes(b.get(21..25)?.try_into().ok()?);
+            Some(((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1))
+        }
+        b"VP8 " => {
+            if b.get(23..26)? != [0x9D, 0x01, 0x2A] {
+                return None;
+            }
+            let w = u16::from_le_bytes(b.get(26..28)?.try_into().ok()?) & 0x3FFF;
+            let h = u16::from_le_bytes(b.get(28..30)?.try_into().ok()?) & 0x3FFF;
+            Some((u32::from(w), u32::from(h)))
+        }
+        _ => None,
+    }
 }
 
 /// EXIF orientation from any container kamadak-exif understands; 1 when absent or unreadable.
@@ -261,6 +299,30 @@ mod tests {
             }
         );
         assert_eq!(jpeg_markers(&jpeg(5000)).scans, MAX_JPEG_SCANS + 1);
+    }
+
+    #[test]
+    fn reads_webp_canvas_sizes_from_every_header_kind() {
+        let riff = |chunk: &[u8], body: &[u8]| {
+            let mut b = b"RIFF\0\0\0\0WEBP".to_vec();
+            b.extend_from_slice(chunk);
+            b.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            b.extend_from_slice(body);
+            b
+        };
+        let vp8x = riff(b"VP8X", &[0, 0, 0, 0, 0xFF, 0x3F, 0, 0xFE, 0x3F, 0]);
+        assert_eq!(webp_dimensions(&vp8x), Some((16384, 16383)));
+        let bits: u32 = 16383 | (16383 << 14);
+        let mut vp8l = vec![0x2F];
+        vp8l.extend_from_slice(&bits.to_le_bytes());
+        assert_eq!(webp_dimensions(&riff(b"VP8L", &vp8l)), Some((16384, 16384)));
+        let vp8 = riff(
+            b"VP8 ",
+            &[0, 0, 0, 0x9D, 0x01, 0x2A, 0x40, 0x01, 0xF0, 0x00],
+        );
+        assert_eq!(webp_dimensions(&vp8), Some((320, 240)));
+        let probed = probe(&riff(b"VP8L", &vp8l)).unwrap();
+        assert_eq!((probed.width, probed.height), (16384, 16384));
     }
 
     #[test]
