@@ -102,6 +102,21 @@ fn dimensions(format: ImageFormat, bytes: &[u8]) -> Result<(u32, u32)> {
         let info = decoder.info().ok_or_else(|| corrupt("no frame header"))?;
         return Ok((u32::from(info.width), u32::from(info.height)));
     }
+    if format == ImageFormat::Png {
+        // IHDR is the first chunk: width and height as 32-bit big-endian at bytes 16..24. Read
+        // here so a legal but huge size is named by our pixel limit, not refused as corrupt.
+        let size = |i: usize| {
+            bytes
+                .get(i..i + 4)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        if bytes.get(12..16) == Some(b"IHDR")
+            && let (Some(w), Some(h)) = (size(16), size(20))
+        {
+            return Ok((w, h));
+        }
+        return Err(corrupt("no PNG header chunk"));
+    }
     if format == ImageFormat::Webp {
         // Read from the header ourselves: the decoder's own reader refuses a legal but huge
         // canvas as "corrupt" before our pixel limit can name it.

@@ -187,9 +187,9 @@ fn etag(tenant: &TenantRecord) -> [(axum::http::HeaderName, HeaderValue); 1] {
 }
 
 /// The version `If-Match` makes a change conditional on: `None` without the header or for `*`
-/// (the tenant exists, which the lookup checks anyway). Anything but one strong ETag of ours
-/// cannot match a current version, so it fails the precondition at once (RFC 9110 13.1.1 compares
-/// strongly: a weak `W/` tag never matches).
+/// (the tenant exists, which the lookup checks anyway). The header takes one of our ETags as GET
+/// returns it (`"3"`); anything else (a weak `W/` tag, a list, another form) is refused as
+/// malformed, 400 `invalid_if_match`, rather than left to fail as a precondition.
 fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(value) = headers.get(IF_MATCH) else {
         return Ok(None);
@@ -201,11 +201,13 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     value
         .strip_prefix('"')
         .and_then(|v| v.strip_suffix('"'))
+        .filter(|v| !v.is_empty() && v.len() <= 19 && v.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|v| v.parse::<u64>().ok())
         .map(Some)
         .ok_or_else(|| {
-            Error::PreconditionFailed(
-                "If-Match must be the tenant's ETag (from GET), or *; it matches no version".into(),
+            Error::invalid(
+                "invalid_if_match",
+                "If-Match must be * or the tenant's ETag as GET returns it, e.g. \"3\"",
             )
             .into()
         })
@@ -276,7 +278,7 @@ pub async fn get(
         crate::openapi::params::TenantPath,
         ("If-Match" = Option<String>, Header,
             description = "The ETag from GET: change only that version (412 if it is not current)",
-            pattern = "^(\\*|\"[0-9]{1,19}\")$"),
+            nullable = false, pattern = "^(\\*|\"[0-9]{1,19}\")$"),
     ),
     request_body = TenantChanges,
     responses(
