@@ -340,12 +340,12 @@ async fn versioned_writes(repo: Arc<dyn MetadataRepo>) {
     };
     let fresh = format!("race-renamed-{}", ImageId::generate());
     let renamed = service
-        .update(&id, rename(&fresh), Some(current.version))
+        .update(&id, rename(&fresh), Some(&[current.version]))
         .await
         .unwrap();
     assert_eq!(renamed.version, current.version + 1);
     let refused = service
-        .update(&id, rename("never"), Some(current.version))
+        .update(&id, rename("never"), Some(&[current.version]))
         .await
         .unwrap_err();
     assert_eq!(refused.code(), "precondition_failed");

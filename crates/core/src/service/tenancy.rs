@@ -126,13 +126,13 @@ impl TenantService {
     }
 
     /// Reads the tenant, lets `change` edit it and writes it back if nobody wrote in between;
-    /// otherwise starts over on the fresh row. With `expected`, the version read must be that
-    /// one (`If-Match`), else `PreconditionFailed`. Returns the written record (cached at once
+    /// otherwise starts over on the fresh row. With `expected`, the version read must be one of
+    /// those (`If-Match`), else `PreconditionFailed`. Returns the written record (cached at once
     /// on this node) and what `change` returned; an error from `change` aborts.
     async fn modify<T>(
         &self,
         id: &TenantId,
-        expected: Option<u64>,
+        expected: Option<&[u64]>,
         mut change: impl FnMut(&mut TenantRecord) -> Result<T>,
     ) -> Result<(TenantRecord, T)> {
         for _ in 0..WRITE_ATTEMPTS {
@@ -142,7 +142,7 @@ impl TenantService {
                 .await?
                 .ok_or(Error::NotFound("tenant"))?;
             let mut tenant = self.opened(stored)?;
-            if expected.is_some_and(|v| v != tenant.version) {
+            if expected.is_some_and(|versions| !versions.contains(&tenant.version)) {
                 return Err(Error::PreconditionFailed(
                     "the tenant changed since the version in If-Match; read it again".into(),
                 ));
@@ -209,14 +209,14 @@ impl TenantService {
         Ok(Arc::new(self.get(id).await?))
     }
 
-    /// Applies `patch`, if given `expected` only to that version of the tenant (`If-Match`;
-    /// `PreconditionFailed` otherwise). The default tenant holds the bootstrap admin key and
-    /// cannot be disabled.
+    /// Applies `patch`; given `expected` (`If-Match`), only while the tenant is at one of those
+    /// versions (`PreconditionFailed` otherwise, and for an empty list). The default tenant holds
+    /// the bootstrap admin key and cannot be disabled.
     pub async fn update(
         &self,
         id: &TenantId,
         patch: TenantPatch,
-        expected: Option<u64>,
+        expected: Option<&[u64]>,
     ) -> Result<TenantRecord> {
         if let Some(name) = &patch.name {
             validate_name(name)?;

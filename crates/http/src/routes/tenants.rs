@@ -3,8 +3,9 @@
 //!
 //! A tenant's `ETag` is its settings' version: `GET` returns it, and a `PATCH` with
 //! `If-Match: "N"` applies only while the tenant is still at version N (412
-//! `precondition_failed` otherwise), so a client's read-modify-write cannot undo someone else's.
-//! Without `If-Match` a PATCH applies its fields to the latest version.
+//! `precondition_failed` otherwise, as for any If-Match that names no current version), so a
+//! client's read-modify-write cannot undo someone else's. Without `If-Match` a PATCH applies its
+//! fields to the latest version.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -186,31 +187,23 @@ fn etag(tenant: &TenantRecord) -> [(axum::http::HeaderName, HeaderValue); 1] {
     [(ETAG, value)]
 }
 
-/// The version `If-Match` makes a change conditional on: `None` without the header or for `*`
-/// (the tenant exists, which the lookup checks anyway). The header takes one of our ETags as GET
-/// returns it (`"3"`); anything else (a weak `W/` tag, a list, another form) is refused as
-/// malformed, 400 `invalid_if_match`, rather than left to fail as a precondition.
-fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
-    let Some(value) = headers.get(IF_MATCH) else {
-        return Ok(None);
-    };
-    let value = value.to_str().unwrap_or("").trim();
+/// The versions `If-Match` accepts: `None` without the header or for `*` (the tenant exists,
+/// which the lookup checks anyway); otherwise the versions its strong entity tags name (`"3"`).
+/// A weak tag never matches (RFC 9110 13.1.1 compares strongly), nor does anything that is not
+/// one of our tags, so a header naming no current version fails the precondition.
+fn if_match(headers: &HeaderMap) -> Option<Vec<u64>> {
+    let value = headers.get(IF_MATCH)?.to_str().unwrap_or("").trim();
     if value == "*" {
-        return Ok(None);
+        return None;
     }
-    value
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .filter(|v| !v.is_empty() && v.len() <= 19 && v.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(Some)
-        .ok_or_else(|| {
-            Error::invalid(
-                "invalid_if_match",
-                "If-Match must be * or the tenant's ETag as GET returns it, e.g. \"3\"",
-            )
-            .into()
-        })
+    let version = |tag: &str| {
+        let digits = tag.trim().strip_prefix('"')?.strip_suffix('"')?;
+        let ours = !digits.is_empty() && digits.len() <= 19;
+        (ours && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| digits.parse::<u64>().ok())
+            .flatten()
+    };
+    Some(value.split(',').filter_map(version).collect())
 }
 
 /// Every tenant.
@@ -276,9 +269,9 @@ pub async fn get(
     security(("bearer" = ["owner"])),
     params(
         crate::openapi::params::TenantPath,
-        ("If-Match" = Option<String>, Header,
-            description = "The ETag from GET: change only that version (412 if it is not current)",
-            nullable = false, pattern = "^(\\*|\"[0-9]{1,19}\")$"),
+        ("If-Match" = Option<String>, Header, nullable = false,
+            description = "An ETag from GET (or several, or *): change the tenant only while it is \
+                at that version; 412 otherwise"),
     ),
     request_body = TenantChanges,
     responses(
@@ -286,7 +279,7 @@ pub async fn get(
             ("ETag" = String, description = "The tenant's new version, quoted")
         )),
         (status = 412, body = crate::openapi::ErrorSchema,
-            description = "If-Match names a version that is no longer current (`precondition_failed`); nothing changed"),
+            description = "If-Match names no current version (`precondition_failed`); nothing changed"),
         ApiErrors))]
 pub async fn patch(
     State(state): State<AppState>,
@@ -296,7 +289,7 @@ pub async fn patch(
     JsonBody(body): JsonBody<TenantChanges>,
 ) -> ApiResult<Response> {
     let id = caller.tenant_in_reach(&id)?;
-    let expected = if_match(&headers)?;
+    let expected = if_match(&headers);
     let patch = TenantPatch {
         name: body.name,
         delivery: body.delivery.map(Into::into),
@@ -309,7 +302,10 @@ pub async fn patch(
     if patch.needs_admin() && !caller.is_admin() {
         return Err(Error::Forbidden.into());
     }
-    let tenant = state.tenants.update(&id, patch, expected).await?;
+    let tenant = state
+        .tenants
+        .update(&id, patch, expected.as_deref())
+        .await?;
     Ok((etag(&tenant), Json(TenantView::from(&tenant))).into_response())
 }
 
