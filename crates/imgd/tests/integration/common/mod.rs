@@ -52,6 +52,13 @@ impl TestServer {
             env.push(("IMGD_SECRET_KEY".into(), SECRET_KEY.into()));
         }
         env.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        // A test that names its own PostgreSQL database needs the shared KEK as every
+        // PostgreSQL start does, unless it is testing that very refusal.
+        let names = |key: &str| env.iter().any(|(k, _)| k == key);
+        if names("IMGD_DATABASE_URL") && !names("IMGD_SECRET_KEY") && !names("IMGD_SECRET_KEY_FILE")
+        {
+            env.push(("IMGD_SECRET_KEY".into(), SECRET_KEY.into()));
+        }
         Config::load(&Overrides::default(), env).unwrap()
     }
 
