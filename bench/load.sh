@@ -3,7 +3,8 @@
 # machine, same run. Each server gets one core (taskset -c 0; imgd with one tokio worker,
 # nginx with one worker process) and wrk the other (taskset -c 1).
 #
-#   bench/load.sh                 DURATION=10s CONNS=32 by default
+#   bench/load.sh                 DURATION=5s CONNS=32 ROUNDS=3 by default
+#   IMGD_BIN=/tmp/imgd-before bench/load.sh    another build, same run conditions
 #
 # Needs: nginx (Debian: nginx-light), wrk, curl, taskset.
 set -euo pipefail
@@ -16,7 +17,9 @@ WORK=$(mktemp -d)
 IMGD_PORT=${IMGD_PORT:-18181}
 NGINX_PORT=${NGINX_PORT:-18182}
 
-cargo build --release -q -p imgd
+# IMGD_BIN measures another build (an earlier commit's, to compare before and after a change).
+IMGD_BIN=${IMGD_BIN:-target/release/imgd}
+[ "$IMGD_BIN" = target/release/imgd ] && cargo build --release -q -p imgd
 cargo build --release -q -p imgd-imaging --example bench_images
 target/release/examples/bench_images "$WORK/in" 1
 
@@ -28,7 +31,7 @@ cleanup() {
 trap cleanup EXIT
 
 TOKIO_WORKER_THREADS=1 IMGD_ADMIN_KEY=bench-admin-key-0123456789 IMGD_DATA_DIR="$WORK/data" IMGD_LOG=warn \
-  IMGD_LISTEN=127.0.0.1:$IMGD_PORT taskset -c 0 target/release/imgd serve >"$WORK/imgd.log" 2>&1 &
+  IMGD_LISTEN=127.0.0.1:$IMGD_PORT taskset -c 0 "$IMGD_BIN" serve >"$WORK/imgd.log" 2>&1 &
 IMGD_PID=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$IMGD_PORT/livez" >/dev/null && break; sleep 0.1; done
 ID=$(curl -fs -H 'Authorization: Bearer bench-admin-key-0123456789' --data-binary @"$WORK/in/photo00.jpg" \

@@ -34,6 +34,7 @@ fn render(c: &mut Criterion) {
         encode: EncodeOptions { avif_speed: 8 },
         max_pixels: 50_000_000,
         max_avif_pixels: 2_000_000,
+        max_gif_pixels: 8_000_000,
     });
     let jpeg_20mp = photo::photo_jpeg(5472, 3648, 1);
     let png_12mp = photo::photo_png(4000, 3000, 1);

@@ -7,7 +7,9 @@ use image::codecs::gif::GifEncoder;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{DynamicImage, ExtendedColorType, ImageEncoder, Rgb, RgbImage};
 use imgd_core::format::ImageFormat;
+use imgd_core::port::JobControl;
 use imgd_core::{Error, Result};
+use imgd_webp::{EncodeError, Pixels};
 
 /// Encoder settings that are not part of the variant spec.
 #[derive(Clone, Copy, Debug)]
@@ -21,12 +23,14 @@ fn failed(format: ImageFormat) -> impl Fn(String) -> Error {
 }
 
 /// Encodes `image` (RGB8 or RGBA8) as `format` at `quality` (ignored by lossless formats).
+/// Encoders that offer a progress hook stop when `job` says so.
 pub fn encode(
     image: &DynamicImage,
     format: ImageFormat,
     quality: u8,
     icc: Option<&[u8]>,
     options: EncodeOptions,
+    job: &JobControl,
 ) -> Result<Vec<u8>> {
     let fail = failed(format);
     let (w, h) = (image.width(), image.height());
@@ -67,16 +71,25 @@ pub fn encode(
                 .map_err(|e| fail(e.to_string()))?;
         }
         ImageFormat::Webp => {
-            let encoder = match image {
-                DynamicImage::ImageRgba8(rgba) => webp::Encoder::from_rgba(rgba.as_raw(), w, h),
-                other => webp::Encoder::from_rgb(other.as_bytes(), w, h),
+            let pixels = match image {
+                DynamicImage::ImageRgba8(rgba) => Pixels::Rgba(rgba.as_raw()),
+                other => Pixels::Rgb(other.as_bytes()),
             };
-            let encoded = encoder
-                .encode_simple(false, f32::from(quality))
-                .map_err(|e| fail(format!("{e:?}")))?;
+            // The slowest encoder per pixel (seconds for tens of megapixels): libwebp asks
+            // `job` between macroblock rows, so a render nobody waits for stops inside it.
+            let keep_going = || job.checkpoint().is_ok();
+            let encoded =
+                match imgd_webp::encode_lossy(pixels, w, h, f32::from(quality), &keep_going) {
+                    Ok(encoded) => encoded,
+                    Err(EncodeError::Stopped) => {
+                        job.checkpoint()?;
+                        return Err(fail("stopped without a reason".into()));
+                    }
+                    Err(e) => return Err(fail(e.to_string())),
+                };
             out = match icc {
                 Some(icc) => webp_with_icc(&encoded, icc, (w, h), image.color().has_alpha()),
-                None => encoded.to_vec(),
+                None => encoded,
             };
         }
         ImageFormat::Avif => {
@@ -170,7 +183,13 @@ fn webp_with_icc(webp: &[u8], icc: &[u8], (w, h): (u32, u32), alpha: bool) -> Ve
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
     use super::*;
+
+    fn job() -> JobControl {
+        JobControl::new(Instant::now() + Duration::from_secs(60), None)
+    }
 
     #[test]
     fn every_format_round_trips_through_a_decoder() {
@@ -184,7 +203,7 @@ mod tests {
             ImageFormat::Webp,
             ImageFormat::Gif,
         ] {
-            let bytes = encode(&image, format, 80, None, options).unwrap();
+            let bytes = encode(&image, format, 80, None, options, &job()).unwrap();
             let probe = crate::probe::probe(&bytes).unwrap();
             let decoded = crate::decode::decode(&bytes, &probe, None, 1 << 20)
                 .unwrap()
@@ -192,7 +211,7 @@ mod tests {
             assert_eq!(probe.format, format);
             assert_eq!((decoded.width(), decoded.height()), (37, 21), "{format:?}");
         }
-        let avif = encode(&image, ImageFormat::Avif, 60, None, options).unwrap();
+        let avif = encode(&image, ImageFormat::Avif, 60, None, options, &job()).unwrap();
         assert_eq!(
             imgd_core::format::sniff(&avif),
             imgd_core::format::Sniffed::Image(ImageFormat::Avif)
@@ -209,6 +228,7 @@ mod tests {
             80,
             Some(&icc),
             EncodeOptions { avif_speed: 10 },
+            &job(),
         )
         .unwrap();
         let mut decoder =
@@ -216,5 +236,17 @@ mod tests {
         use image::ImageDecoder;
         assert_eq!(decoder.icc_profile().unwrap(), Some(icc));
         assert_eq!(decoder.dimensions(), (8, 8));
+    }
+
+    #[test]
+    fn a_cancelled_webp_encode_stops_with_the_jobs_reason() {
+        let image = DynamicImage::ImageRgb8(RgbImage::from_fn(512, 512, |x, y| {
+            Rgb([x as u8, y as u8, (x ^ y) as u8])
+        }));
+        let cancelled = job();
+        cancelled.cancel();
+        let options = EncodeOptions { avif_speed: 10 };
+        let result = encode(&image, ImageFormat::Webp, 80, None, options, &cancelled);
+        assert!(matches!(result, Err(Error::Cancelled)), "{result:?}");
     }
 }

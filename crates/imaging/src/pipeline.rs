@@ -29,6 +29,8 @@ pub struct PipelineSettings {
     /// Largest AVIF output. rav1e offers no progress hook, so an encode cannot stop at a
     /// checkpoint: its cost is bounded by refusing large ones (`avif_too_large`) instead.
     pub max_avif_pixels: u64,
+    /// Largest GIF output, for the same reason (NeuQuant's palette search: 15 s for 49 MP).
+    pub max_gif_pixels: u64,
 }
 
 /// The image pipeline.
@@ -85,12 +87,18 @@ fn checked_plan(
             format!("the output would have {pixels} pixels, the limit is {max_pixels}"),
         ));
     }
-    if spec.format == ImageFormat::Avif && pixels > settings.max_avif_pixels {
+    // Encoders with no progress hook cannot stop at a checkpoint: their cost is bounded by
+    // refusing outputs past their cap instead.
+    let unstoppable = match spec.format {
+        ImageFormat::Avif => Some(("avif_too_large", "AVIF", settings.max_avif_pixels)),
+        ImageFormat::Gif => Some(("gif_too_large", "GIF", settings.max_gif_pixels)),
+        _ => None,
+    };
+    if let Some((code, name, cap)) = unstoppable.filter(|&(_, _, cap)| pixels > cap) {
         return Err(Error::invalid(
-            "avif_too_large",
+            code,
             format!(
-                "AVIF output is limited to {} pixels (this one has {pixels}); ask for f=webp",
-                settings.max_avif_pixels
+                "{name} output is limited to {cap} pixels (this one has {pixels}); ask for f=webp"
             ),
         ));
     }
@@ -211,11 +219,18 @@ impl Imaging for Pipeline {
             image = pad::pad(&image, size, transparent);
         }
         if let Some(sigma) = spec.blur_tenths {
-            image = blur::blur(&image, sigma);
+            image = blur::blur(&image, sigma, job)?;
         }
         job.checkpoint()?;
         let icc = decoded.icc.as_deref().filter(|_| self.settings.keep_icc);
-        let bytes = encode(&image, spec.format, spec.quality, icc, self.settings.encode)?;
+        let bytes = encode(
+            &image,
+            spec.format,
+            spec.quality,
+            icc,
+            self.settings.encode,
+            job,
+        )?;
         debug_assert!(spec.fit != Fit::Cover || (image.width(), image.height()) == plan.output());
         Ok(Rendered {
             bytes,
@@ -240,6 +255,7 @@ mod tests {
             encode: EncodeOptions { avif_speed: 10 },
             max_pixels: 50_000_000,
             max_avif_pixels: 2_000_000,
+            max_gif_pixels: 8_000_000,
         })
     }
 
@@ -338,6 +354,10 @@ mod tests {
             .render_cost(&source, &spec(2000, 2000, Fit::Fill, ImageFormat::Avif))
             .unwrap_err();
         assert_eq!(avif.code(), "avif_too_large");
+        let gif = pipeline()
+            .render_cost(&source, &spec(3000, 3000, Fit::Fill, ImageFormat::Gif))
+            .unwrap_err();
+        assert_eq!(gif.code(), "gif_too_large");
         let huge = pipeline()
             .render_cost(&source, &spec(8192, 8192, Fit::Fill, ImageFormat::Webp))
             .unwrap_err();

@@ -298,7 +298,8 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 /// A client that disconnects mid-render stops the render: the process goes idle within
-/// seconds instead of finishing an AVIF encode nobody will read, and its one worker is free.
+/// seconds instead of finishing a blur and WebP encode nobody will read, and its one worker is
+/// free. Many abandoned requests, queued or running, leak no queue place.
 #[tokio::test]
 async fn a_render_whose_client_left_stops_and_frees_its_worker() {
     let dir = tempfile::tempdir().unwrap();
@@ -308,6 +309,7 @@ async fn a_render_whose_client_left_stops_and_frees_its_worker() {
         &[
             ("IMGD_ADMIN_KEY", ADMIN_KEY),
             ("IMGD_RENDER__WORKERS", "1"),
+            ("IMGD_RENDER__QUEUE", "4"),
             ("IMGD_LIMITS__MEMORY_BUDGET_MB", "2048"),
         ],
     );
@@ -332,12 +334,15 @@ async fn a_render_whose_client_left_stops_and_frees_its_worker() {
         .await
         .unwrap();
     let pid = p.child.id();
-    // A render of several seconds: a 36 MP resize, blur and PNG encode.
-    let slow = format!(
-        "{}/i/{}/w=6000,h=6000,fit=fill,blur=80,f=png",
-        p.base,
-        big["id"].as_str().unwrap()
-    );
+    // A render of several seconds: a 36 MP resize, blur and WebP encode.
+    let slow_variant = |width: u32| {
+        format!(
+            "{}/i/{}/w={width},h=6000,fit=fill,blur=80,f=webp",
+            p.base,
+            big["id"].as_str().unwrap()
+        )
+    };
+    let slow = slow_variant(6000);
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(700))
         .build()
@@ -351,9 +356,9 @@ async fn a_render_whose_client_left_stops_and_frees_its_worker() {
     let busy = cpu_seconds(pid) - busy_from;
     // Loose on purpose: other tests share the machine's two cores.
     assert!(busy > 0.05, "the render was running ({busy:.2} s of CPU)");
-    // The job stops at its next checkpoint between stages (a stage already running, such as
-    // a 36 MP PNG encode, runs to its end: the codecs offer no hook), so it is counted as
-    // cancelled instead of finishing, and only then does the process go idle.
+    // The job stops at its next checkpoint: between stages, between bands of the blur, and
+    // inside the WebP encode (libwebp's progress hook). It is counted as cancelled instead of
+    // finishing, and only then does the process go idle.
     let metrics = |client: reqwest::Client, base: String| async move {
         client
             .get(format!("{base}/metrics"))
@@ -393,6 +398,55 @@ async fn a_render_whose_client_left_stops_and_frees_its_worker() {
     );
     assert!(started.elapsed() < Duration::from_secs(2));
     eprintln!("cancelled {cancelled_after:?} after the client left");
+
+    // Twelve abandoned requests: one runs, four queue (the queue holds 4), the rest are refused.
+    let abandoned: Vec<_> = (0..12)
+        .map(|i| impatient.get(slow_variant(5990 - i)).send())
+        .collect();
+    for outcome in futures::future::join_all(abandoned).await {
+        assert!(
+            outcome.map_or(true, |r| r.status() == 503),
+            "given up on, or refused"
+        );
+    }
+    // Until the one that ran has stopped too (the process idles).
+    let abandoned_at = Instant::now();
+    loop {
+        let before = cpu_seconds(pid);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if cpu_seconds(pid) - before < 0.1 {
+            break;
+        }
+        assert!(
+            abandoned_at.elapsed() < Duration::from_secs(60),
+            "abandoned renders still running after 60 s"
+        );
+    }
+    // Had a queued waiter kept its place, the queue below would be short of room. Hold the
+    // worker with a render nobody abandons yet, fill the queue with four small renders, then
+    // abandon the holder: all four must be served.
+    let holder = tokio::spawn(client.get(slow_variant(5900)).send());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let queued: Vec<_> = (0..4)
+        .map(|i| {
+            let url = format!(
+                "{}/i/{}/w={}",
+                p.base,
+                small["id"].as_str().unwrap(),
+                20 + i
+            );
+            tokio::spawn(client.get(url).send())
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    holder.abort();
+    for answer in futures::future::join_all(queued).await {
+        let status = answer.unwrap().unwrap().status();
+        assert_eq!(
+            status, 200,
+            "a queued render behind abandoned ones was served"
+        );
+    }
 }
 
 /// Misconfigured secrets stop the start, before the data dir is touched, with a message that
