@@ -84,3 +84,119 @@ pub(crate) const FORGET_VARIANTS: &str = "DELETE FROM variants WHERE source_hash
 pub(crate) fn collected() -> Error {
     Error::Unavailable("the blob was collected before the upload committed; retry".into())
 }
+
+/// Expands to the blob-lifecycle methods of `$repo` (a repo with a `pool` field), each running
+/// one of the queries above: written once, run by both engines. The invoking module provides
+/// `db(sqlx::Error) -> Error`, `Row` and the model types; its `MetadataRepo` impl delegates.
+macro_rules! impl_blob_queries {
+    ($repo:ty) => {
+        impl $repo {
+            pub(crate) async fn pin_blob_query(
+                &self,
+                hash: &ContentHash,
+                size: u64,
+                now: i64,
+                until: i64,
+                generation: i64,
+            ) -> Result<PinOutcome> {
+                let row = sqlx::query(blobs::PIN)
+                    .bind(hash.as_str())
+                    .bind(size as i64)
+                    .bind(now)
+                    .bind(until)
+                    .bind(generation)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db)?;
+                Ok(match row {
+                    Some(row) => PinOutcome::Pinned(BlobPin {
+                        hash: hash.clone(),
+                        generation: row.get("generation"),
+                    }),
+                    None => PinOutcome::Deleting,
+                })
+            }
+
+            pub(crate) async fn release_pin_query(&self, pin: &BlobPin) -> Result<()> {
+                sqlx::query(blobs::RELEASE_PIN)
+                    .bind(pin.hash.as_str())
+                    .bind(pin.generation)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db)?;
+                Ok(())
+            }
+
+            pub(crate) async fn orphans_query(
+                &self,
+                rule: &ClaimRule,
+                after: Option<&ContentHash>,
+                limit: u32,
+            ) -> Result<Vec<OrphanBlob>> {
+                let rows = sqlx::query(blobs::ORPHANS)
+                    .bind(after.map_or("", |h| h.as_str()))
+                    .bind(rule.now)
+                    .bind(rule.orphaned_before)
+                    .bind(i64::from(rule.never_referenced))
+                    .bind(rule.stale_claim_before)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db)?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(OrphanBlob {
+                            hash: ContentHash::parse(row.get("hash"))?,
+                            size: row.get::<i64, _>("size") as u64,
+                            stale_claim: row.get::<&str, _>("state") == "deleting",
+                        })
+                    })
+                    .collect()
+            }
+
+            pub(crate) async fn claim_orphan_query(
+                &self,
+                hash: &ContentHash,
+                rule: &ClaimRule,
+                token: i64,
+            ) -> Result<Option<BlobClaim>> {
+                let row = sqlx::query(blobs::CLAIM)
+                    .bind(hash.as_str())
+                    .bind(rule.now)
+                    .bind(rule.orphaned_before)
+                    .bind(i64::from(rule.never_referenced))
+                    .bind(rule.stale_claim_before)
+                    .bind(token)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db)?;
+                Ok(row.map(|row| BlobClaim {
+                    hash: hash.clone(),
+                    size: row.get::<i64, _>("size") as u64,
+                    token,
+                }))
+            }
+
+            pub(crate) async fn finish_collect_query(&self, claim: &BlobClaim) -> Result<bool> {
+                let mut tx = self.pool.begin().await.map_err(db)?;
+                let forgotten = sqlx::query(blobs::FORGET_BLOB)
+                    .bind(claim.hash.as_str())
+                    .bind(claim.token)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                if forgotten.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                sqlx::query(blobs::FORGET_VARIANTS)
+                    .bind(claim.hash.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                tx.commit().await.map_err(db)?;
+                Ok(true)
+            }
+        }
+    };
+}
+pub(crate) use impl_blob_queries;

@@ -103,6 +103,7 @@ impl PostgresRepo {
 }
 
 impl_tenancy_repo!(PostgresRepo, sqlx::Postgres);
+blobs::impl_blob_queries!(PostgresRepo);
 
 #[async_trait::async_trait]
 impl MetadataRepo for PostgresRepo {
@@ -388,32 +389,12 @@ impl MetadataRepo for PostgresRepo {
         until: i64,
         generation: i64,
     ) -> Result<PinOutcome> {
-        let row = sqlx::query(blobs::PIN)
-            .bind(hash.as_str())
-            .bind(size as i64)
-            .bind(now)
-            .bind(until)
-            .bind(generation)
-            .fetch_optional(&self.pool)
+        self.pin_blob_query(hash, size, now, until, generation)
             .await
-            .map_err(db)?;
-        Ok(match row {
-            Some(row) => PinOutcome::Pinned(BlobPin {
-                hash: hash.clone(),
-                generation: row.get("generation"),
-            }),
-            None => PinOutcome::Deleting,
-        })
     }
 
     async fn release_pin(&self, pin: &BlobPin) -> Result<()> {
-        sqlx::query(blobs::RELEASE_PIN)
-            .bind(pin.hash.as_str())
-            .bind(pin.generation)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(())
+        self.release_pin_query(pin).await
     }
 
     async fn orphans(
@@ -422,25 +403,7 @@ impl MetadataRepo for PostgresRepo {
         after: Option<&ContentHash>,
         limit: u32,
     ) -> Result<Vec<OrphanBlob>> {
-        let rows = sqlx::query(blobs::ORPHANS)
-            .bind(after.map_or("", |h| h.as_str()))
-            .bind(rule.now)
-            .bind(rule.orphaned_before)
-            .bind(i64::from(rule.never_referenced))
-            .bind(rule.stale_claim_before)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-        rows.iter()
-            .map(|row| {
-                Ok(OrphanBlob {
-                    hash: ContentHash::parse(row.get("hash"))?,
-                    size: row.get::<i64, _>("size") as u64,
-                    stale_claim: row.get::<&str, _>("state") == "deleting",
-                })
-            })
-            .collect()
+        self.orphans_query(rule, after, limit).await
     }
 
     async fn claim_orphan(
@@ -449,41 +412,11 @@ impl MetadataRepo for PostgresRepo {
         rule: &ClaimRule,
         token: i64,
     ) -> Result<Option<BlobClaim>> {
-        let row = sqlx::query(blobs::CLAIM)
-            .bind(hash.as_str())
-            .bind(rule.now)
-            .bind(rule.orphaned_before)
-            .bind(i64::from(rule.never_referenced))
-            .bind(rule.stale_claim_before)
-            .bind(token)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(row.map(|row| BlobClaim {
-            hash: hash.clone(),
-            size: row.get::<i64, _>("size") as u64,
-            token,
-        }))
+        self.claim_orphan_query(hash, rule, token).await
     }
 
     async fn finish_collect(&self, claim: &BlobClaim) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let forgotten = sqlx::query(blobs::FORGET_BLOB)
-            .bind(claim.hash.as_str())
-            .bind(claim.token)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        if forgotten.rows_affected() != 1 {
-            return Ok(false);
-        }
-        sqlx::query(blobs::FORGET_VARIANTS)
-            .bind(claim.hash.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(true)
+        self.finish_collect_query(claim).await
     }
 
     async fn variant(&self, key: &VariantKey) -> Result<Option<VariantRecord>> {
