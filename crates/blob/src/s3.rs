@@ -8,6 +8,7 @@
 //! `object_store`'s, bounded so that a store that is down answers `unavailable` in seconds
 //! rather than hanging a request.
 
+use imgd_core::Code;
 use std::path::Path;
 use std::time::Duration;
 
@@ -49,10 +50,13 @@ impl S3Settings {
     pub fn from_url(url: &str) -> Result<Self> {
         let rest = url
             .strip_prefix("s3://")
-            .ok_or_else(|| Error::invalid("bad_store", format!("not an s3:// URL: {url}")))?;
+            .ok_or_else(|| Error::invalid(Code::BadStore, format!("not an s3:// URL: {url}")))?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Err(Error::invalid("bad_store", "the s3:// URL has no bucket"));
+            return Err(Error::invalid(
+                Code::BadStore,
+                "the s3:// URL has no bucket",
+            ));
         }
         Ok(S3Settings {
             bucket: bucket.to_owned(),
@@ -109,7 +113,7 @@ impl S3BlobStore {
         }
         let store = builder
             .build()
-            .map_err(|e| Error::invalid("bad_store", e.to_string()))?;
+            .map_err(|e| Error::invalid(Code::BadStore, e.to_string()))?;
         Ok(S3BlobStore {
             store,
             prefix: settings.prefix.clone(),

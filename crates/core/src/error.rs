@@ -1,7 +1,10 @@
-//! The domain error. Adapters translate their own errors into it at their boundary; the HTTP
-//! edge maps each case once to a status and the stable code returned by [`Error::code`].
+//! The domain error. Adapters translate their own errors into it at their boundary; each case
+//! has the stable [`Code`] returned by [`Error::code`], whose row in [`crate::code`] gives the
+//! status the HTTP edge answers with.
 
 use std::time::Duration;
+
+use crate::Code;
 
 /// Result with the domain [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -14,7 +17,7 @@ pub enum Error {
     NotFound(&'static str),
     /// A request field or option is malformed or out of range; `code` is stable.
     #[error("{message}")]
-    Invalid { code: &'static str, message: String },
+    Invalid { code: Code, message: String },
     /// The upload is larger than the configured byte limit.
     #[error("upload exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: u64 },
@@ -44,7 +47,7 @@ pub enum Error {
     Forbidden,
     /// The request conflicts with the current state (a name taken, the caller's own key).
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: Code, message: String },
     /// The client made the change conditional on a version (`If-Match`) that is no longer the
     /// current one; nothing changed.
     #[error("{0}")]
@@ -57,7 +60,7 @@ pub enum Error {
     TenantDisabled,
     /// A delivery URL's signature is missing, expired or wrong; `code` is stable.
     #[error("{message}")]
-    SignatureRejected { code: &'static str, message: String },
+    SignatureRejected { code: Code, message: String },
     /// The render queue is full; the client should retry after the given delay.
     #[error("the server is busy rendering, retry later")]
     Overloaded { retry_after: Duration },
@@ -83,7 +86,7 @@ pub enum Error {
 
 impl Error {
     /// Shorthand for [`Error::Invalid`].
-    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid(code: Code, message: impl Into<String>) -> Self {
         Error::Invalid {
             code,
             message: message.into(),
@@ -91,7 +94,7 @@ impl Error {
     }
 
     /// Shorthand for [`Error::Conflict`].
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: Code, message: impl Into<String>) -> Self {
         Error::Conflict {
             code,
             message: message.into(),
@@ -103,31 +106,31 @@ impl Error {
         Error::Internal(cause.to_string())
     }
 
-    /// The stable snake_case code clients can match on.
-    pub fn code(&self) -> &'static str {
+    /// The stable code clients can match on.
+    pub fn code(&self) -> Code {
         match self {
-            Error::NotFound(_) => "not_found",
-            Error::Invalid { code, .. } => code,
-            Error::PayloadTooLarge { .. } => "payload_too_large",
-            Error::UnsupportedFormat(_) => "unsupported_format",
-            Error::TooManyPixels { .. } => "too_many_pixels",
-            Error::TooManyFrames { .. } => "too_many_frames",
-            Error::TooLargeToProcess { .. } => "image_too_large",
-            Error::CorruptImage(_) => "corrupt_image",
-            Error::Unauthorized => "unauthorized",
-            Error::Forbidden => "forbidden",
-            Error::Conflict { code, .. } => code,
-            Error::PreconditionFailed(_) => "precondition_failed",
-            Error::QuotaExceeded(_) => "quota_exceeded",
-            Error::TenantDisabled => "tenant_disabled",
-            Error::SignatureRejected { code, .. } => code,
-            Error::Overloaded { .. } => "overloaded",
-            Error::RateLimited { .. } => "rate_limited",
-            Error::RenderTimeout => "render_timeout",
-            Error::Cancelled => "cancelled",
-            Error::RenderFailed => "render_failed",
-            Error::Unavailable(_) => "unavailable",
-            Error::Internal(_) => "internal",
+            Error::NotFound(_) => Code::NotFound,
+            Error::Invalid { code, .. }
+            | Error::Conflict { code, .. }
+            | Error::SignatureRejected { code, .. } => *code,
+            Error::PayloadTooLarge { .. } => Code::PayloadTooLarge,
+            Error::UnsupportedFormat(_) => Code::UnsupportedFormat,
+            Error::TooManyPixels { .. } => Code::TooManyPixels,
+            Error::TooManyFrames { .. } => Code::TooManyFrames,
+            Error::TooLargeToProcess { .. } => Code::ImageTooLarge,
+            Error::CorruptImage(_) => Code::CorruptImage,
+            Error::Unauthorized => Code::Unauthorized,
+            Error::Forbidden => Code::Forbidden,
+            Error::PreconditionFailed(_) => Code::PreconditionFailed,
+            Error::QuotaExceeded(_) => Code::QuotaExceeded,
+            Error::TenantDisabled => Code::TenantDisabled,
+            Error::Overloaded { .. } => Code::Overloaded,
+            Error::RateLimited { .. } => Code::RateLimited,
+            Error::RenderTimeout => Code::RenderTimeout,
+            Error::Cancelled => Code::Cancelled,
+            Error::RenderFailed => Code::RenderFailed,
+            Error::Unavailable(_) => Code::Unavailable,
+            Error::Internal(_) => Code::Internal,
         }
     }
 }

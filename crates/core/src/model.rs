@@ -1,5 +1,6 @@
 //! Records exchanged between use cases and the ports.
 
+use crate::Code;
 use serde::{Deserialize, Serialize};
 
 use crate::format::ImageFormat;
@@ -72,7 +73,7 @@ impl Cursor {
 
     /// Parses [`Cursor::encode`]'s output.
     pub fn decode(s: &str) -> crate::Result<Self> {
-        let bad = || crate::Error::invalid("invalid_cursor", "the cursor is malformed");
+        let bad = || crate::Error::invalid(Code::InvalidCursor, "the cursor is malformed");
         let (at, id) = s.split_once('.').ok_or_else(bad)?;
         Ok(Cursor {
             created_at: at.parse().map_err(|_| bad())?,

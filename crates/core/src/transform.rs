@@ -6,6 +6,7 @@
 //! defaulted, `dpr` folded into pixels), written once in [`RenderSpec::canonical`], which keys the
 //! stored variant. So `h=300,w=400` and `w=200,h=150,dpr=2` name the same variant.
 
+use crate::Code;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -111,12 +112,13 @@ impl Presets {
         for (name, options) in raw {
             if !Self::is_valid_name(name) {
                 return Err(Error::invalid(
-                    "invalid_preset",
+                    Code::InvalidPreset,
                     format!("preset name {name:?} must be [A-Za-z0-9_-]+"),
                 ));
             }
-            let spec = TransformSpec::parse(options, &Presets::default(), limits)
-                .map_err(|e| Error::invalid("invalid_preset", format!("preset {name:?}: {e}")))?;
+            let spec = TransformSpec::parse(options, &Presets::default(), limits).map_err(|e| {
+                Error::invalid(Code::InvalidPreset, format!("preset {name:?}: {e}"))
+            })?;
             presets.insert(name.clone(), spec);
         }
         Ok(Presets(presets))
@@ -160,11 +162,11 @@ impl Presets {
 }
 
 fn invalid_option(message: impl Into<String>) -> Error {
-    Error::invalid("invalid_option", message)
+    Error::invalid(Code::InvalidOption, message)
 }
 
 fn out_of_range(message: impl Into<String>) -> Error {
-    Error::invalid("option_out_of_range", message)
+    Error::invalid(Code::OptionOutOfRange, message)
 }
 
 fn parse_number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T> {
@@ -198,7 +200,7 @@ impl TransformSpec {
             let Some((key, value)) = token.split_once('=') else {
                 let preset = presets.get(token).ok_or_else(|| {
                     Error::invalid(
-                        "unknown_preset",
+                        Code::UnknownPreset,
                         format!("no option or preset named {token:?}"),
                     )
                 })?;
@@ -208,7 +210,7 @@ impl TransformSpec {
             let key = canonical_key(key)?;
             if seen.contains(&key) {
                 return Err(Error::invalid(
-                    "duplicate_option",
+                    Code::DuplicateOption,
                     format!("option {key} given twice"),
                 ));
             }

@@ -1,9 +1,10 @@
-//! The edge's one error mapping: domain error to status, stable code and JSON body
-//! `{"code": ..., "message": ...}`. 5xx bodies say nothing internal; the cause is logged.
+//! The edge's one error mapping: domain error to its code, the code's status (from the one table
+//! in `imgd_core::code`) and the JSON body `{"code": ..., "message": ...}`. 5xx bodies say
+//! nothing internal; the cause is logged.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use imgd_core::Error;
+use imgd_core::{Code, Error};
 use serde::Serialize;
 
 /// A domain error on its way to the client.
@@ -23,37 +24,22 @@ pub struct ErrorBody<'a> {
     pub message: String,
 }
 
-/// The status for each domain error.
+/// The status for each domain error: its code's row in [`imgd_core::code`].
 pub fn status_of(e: &Error) -> StatusCode {
-    match e {
-        Error::NotFound(_) => StatusCode::NOT_FOUND,
-        Error::Invalid { .. } => StatusCode::BAD_REQUEST,
-        Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::UnsupportedFormat(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        Error::TooManyPixels { .. }
-        | Error::TooManyFrames { .. }
-        | Error::TooLargeToProcess { .. }
-        | Error::CorruptImage(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        Error::Unauthorized => StatusCode::UNAUTHORIZED,
-        Error::Forbidden | Error::TenantDisabled | Error::SignatureRejected { .. } => {
-            StatusCode::FORBIDDEN
-        }
-        // 409: the request is fine, the tenant's current usage is what stands in its way.
-        Error::Conflict { .. } | Error::QuotaExceeded(_) => StatusCode::CONFLICT,
-        Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
-        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-        // Cancelled: the client has gone, so nobody reads this; 503 keeps it out of 4xx stats.
-        Error::Overloaded { .. }
-        | Error::RenderTimeout
-        | Error::Cancelled
-        | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        Error::RenderFailed | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    status_of_code(e.code())
 }
 
-/// A JSON error response with an explicit status and code (for errors born in the adapter).
-pub fn error_response(status: StatusCode, code: &str, message: String) -> Response {
-    (status, axum::Json(ErrorBody { code, message })).into_response()
+fn status_of_code(code: Code) -> StatusCode {
+    StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// A JSON error response with `code`'s status (for errors born in the adapter).
+pub fn error_response(code: Code, message: String) -> Response {
+    let body = ErrorBody {
+        code: code.as_str(),
+        message,
+    };
+    (status_of_code(code), axum::Json(body)).into_response()
 }
 
 impl IntoResponse for ApiError {
@@ -64,7 +50,7 @@ impl IntoResponse for ApiError {
                 self.0,
                 Error::Overloaded { .. } | Error::RenderTimeout | Error::Cancelled
             ) {
-            tracing::error!(error = %self.0, code = self.0.code(), "request failed");
+            tracing::error!(error = %self.0, code = %self.0.code(), "request failed");
             match &self.0 {
                 Error::Unavailable(_) => "a backend is unavailable, retry later".to_owned(),
                 _ => "internal error".to_owned(),
@@ -72,7 +58,7 @@ impl IntoResponse for ApiError {
         } else {
             self.0.to_string()
         };
-        let mut response = error_response(status, self.0.code(), message);
+        let mut response = error_response(self.0.code(), message);
         let headers = response.headers_mut();
         match &self.0 {
             Error::Overloaded { retry_after } | Error::RateLimited { retry_after } => {
@@ -102,7 +88,11 @@ mod tests {
     fn every_error_has_a_stable_status_and_code() {
         let cases: Vec<(Error, u16, &str)> = vec![
             (Error::NotFound("image"), 404, "not_found"),
-            (Error::invalid("invalid_option", "x"), 400, "invalid_option"),
+            (
+                Error::invalid(Code::InvalidOption, "x"),
+                400,
+                "invalid_option",
+            ),
             (
                 Error::PayloadTooLarge { limit: 1 },
                 413,
@@ -169,5 +159,30 @@ mod tests {
             assert_eq!(status_of(&error).as_u16(), status, "{error:?}");
             assert_eq!(error.code(), code);
         }
+    }
+
+    /// The README's table of error codes is this table, row for row: a code added, renamed or
+    /// re-statused here fails until the README says so (the expected table is printed).
+    #[test]
+    fn the_readme_lists_every_code() {
+        let readme = include_str!("../../../README.md");
+        let (start, end) = ("<!-- error-codes -->\n", "<!-- /error-codes -->");
+        let table = readme
+            .split_once(start)
+            .and_then(|(_, rest)| rest.split_once(end))
+            .map(|(table, _)| table)
+            .expect("README marks its error table with <!-- error-codes --> comments");
+        let mut expected = String::from("| code | status | meaning |\n|---|---|---|\n");
+        for code in Code::ALL.iter().filter(|c| !c.is_startup()) {
+            expected.push_str(&format!(
+                "| `{code}` | {} | {} |\n",
+                code.status(),
+                code.meaning()
+            ));
+        }
+        assert!(
+            table == expected,
+            "the README's error table should be:\n{expected}"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Extractors: the caller the access gate admitted, and query strings parsed into our own error codes (axum's
 //! rejections are plain text, which would break the JSON error contract).
 
+use imgd_core::Code;
 use std::collections::HashMap;
 
 use axum::extract::FromRequestParts;
@@ -87,11 +88,11 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
             .map_err(|_| Error::PayloadTooLarge {
                 limit: MAX_JSON_BYTES as u64,
             })?;
-        let invalid = |e: serde_json::Error| Error::invalid("invalid_json", e.to_string());
+        let invalid = |e: serde_json::Error| Error::invalid(Code::InvalidJson, e.to_string());
         // Every body is an object: serde would also take a struct as an array of its fields.
         let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(invalid)?;
         if !value.is_object() {
-            return Err(Error::invalid("invalid_json", "the body must be a JSON object").into());
+            return Err(Error::invalid(Code::InvalidJson, "the body must be a JSON object").into());
         }
         serde_json::from_value(value)
             .map(JsonBody)

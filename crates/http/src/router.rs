@@ -2,9 +2,9 @@
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use imgd_core::Code;
 use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -73,17 +73,13 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(crate::middleware::metrics::track))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(|_| -> Response {
-            error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error".into(),
-            )
+            error_response(Code::Internal, "internal error".into())
         }))
         .with_state(state)
 }
 
 async fn not_found() -> impl IntoResponse {
-    error_response(StatusCode::NOT_FOUND, "not_found", "no such route".into())
+    error_response(Code::NotFound, "no such route".into())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! [`JobControl`], so a render past its deadline or abandoned by its client stops there.
 
 use image::DynamicImage;
+use imgd_core::Code;
 use imgd_core::format::ImageFormat;
 use imgd_core::port::{Imaging, IngestLimits, Inspection, JobControl, Rendered, SourceFacts};
 use imgd_core::transform::{Fit, RenderSpec, Rotation};
@@ -83,15 +84,15 @@ fn checked_plan(
     if pixels.max(resized) > max_pixels {
         // A tiny source blown up to 8192x8192 is a cheap request for a costly render.
         return Err(Error::invalid(
-            "option_out_of_range",
+            Code::OptionOutOfRange,
             format!("the output would have {pixels} pixels, the limit is {max_pixels}"),
         ));
     }
     // Encoders with no progress hook cannot stop at a checkpoint: their cost is bounded by
     // refusing outputs past their cap instead.
     let unstoppable = match spec.format {
-        ImageFormat::Avif => Some(("avif_too_large", "AVIF", settings.max_avif_pixels)),
-        ImageFormat::Gif => Some(("gif_too_large", "GIF", settings.max_gif_pixels)),
+        ImageFormat::Avif => Some((Code::AvifTooLarge, "AVIF", settings.max_avif_pixels)),
+        ImageFormat::Gif => Some((Code::GifTooLarge, "GIF", settings.max_gif_pixels)),
         _ => None,
     };
     if let Some((code, name, cap)) = unstoppable.filter(|&(_, _, cap)| pixels > cap) {
@@ -121,14 +122,14 @@ impl Pipeline {
 
     /// Consumes the decoded image (a clone of a full-size PNG decode doubled an upload's peak)
     /// and orients only the small copy.
-    fn blurhash(image: DynamicImage, orientation: u8) -> Option<String> {
+    fn blurhash(image: DynamicImage, orientation: u8, job: &JobControl) -> Option<String> {
         let (w, h) = (image.width(), image.height());
         let scale = f64::from(BLURHASH_SOURCE_SIDE) / f64::from(w.max(h));
         let size = (
             ((f64::from(w) * scale).round() as u32).max(1),
             ((f64::from(h) * scale).round() as u32).max(1),
         );
-        let mut small = resize::resize(image, size).ok()?;
+        let mut small = resize::resize(image, size, job).ok()?;
         orient::apply(&mut small, orientation, Default::default());
         let small = small.to_rgba8();
         let (cx, cy) = if small.width() >= small.height() {
@@ -151,13 +152,17 @@ impl Imaging for Pipeline {
         // the JPEG path decodes at 1/8 scale, so this costs a fraction of a full decode.
         let decoded = decode(bytes, &probe, at_least, limits.max_pixels)?;
         job.checkpoint()?;
+        // A resize stopped by the job leaves no hash; the checkpoint then fails the ingest
+        // rather than storing an image without one.
+        let blurhash = Self::blurhash(decoded.image, probe.orientation, job);
+        job.checkpoint()?;
         let (width, height) = probe.oriented_size();
         Ok(Inspection {
             format: probe.format,
             width,
             height,
             frames: probe.frames,
-            blurhash: Self::blurhash(decoded.image, probe.orientation),
+            blurhash,
         })
     }
 
@@ -212,7 +217,7 @@ impl Imaging for Pipeline {
             let size = layout::cover_window((image.width(), image.height()), plan.resize);
             crop::place(&image, size, spec.gravity)
         });
-        let mut image = resize::resize_window(image, window, plan.resize)?;
+        let mut image = resize::resize_window(image, window, plan.resize, job)?;
         job.checkpoint()?;
         if let Some(size) = plan.pad {
             let transparent = !matches!(spec.format, ImageFormat::Jpeg);

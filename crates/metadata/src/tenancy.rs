@@ -145,6 +145,14 @@ pub(crate) const PRESET_ROWS: &str =
 /// `scoped(Scope) -> Result<Transaction>`, and the invoking module a `db(sqlx::Error) -> Error`.
 macro_rules! impl_tenancy_repo {
     ($repo:ty, $db:ty) => {
+        // A block of its own, so the expansion brings its imports (as `impl_metadata_repo!`).
+        const _: () = {
+        use imgd_core::id::TenantId;
+        use imgd_core::model::{ApiKeyRecord, PresetRecord, TenantRecord};
+        use imgd_core::{Code, Error, Result};
+        use sqlx::Row;
+        use $crate::tenancy::Scope;
+
         impl $repo {
             /// The tenant's presets (one, or all for `None`) inside `tx`.
             async fn preset_rows(
@@ -183,7 +191,7 @@ macro_rules! impl_tenancy_repo {
             .await;
             match inserted {
                 Err(e) if $crate::tenancy::is_unique_violation(&e) => Err(Error::conflict(
-                    "tenant_exists",
+                    Code::TenantExists,
                     format!("a tenant named {:?} exists", tenant.name),
                 )),
                 Err(e) => Err(db(e)),
@@ -244,7 +252,7 @@ macro_rules! impl_tenancy_repo {
             let outcome = match updated {
                 Err(e) if $crate::tenancy::is_unique_violation(&e) => {
                     return Err(Error::conflict(
-                        "tenant_exists",
+                        Code::TenantExists,
                         format!("a tenant named {:?} exists", tenant.name),
                     ));
                 }
@@ -340,7 +348,7 @@ macro_rules! impl_tenancy_repo {
                     .ok_or_else(|| Error::internal("a preset vanished inside its transaction"));
             }
             Err(Error::conflict(
-                "preset_busy",
+                Code::PresetBusy,
                 "the preset is being changed by other requests; retry",
             ))
         }
@@ -380,7 +388,7 @@ macro_rules! impl_tenancy_repo {
                     .max()
                     .ok_or_else(|| {
                         Error::conflict(
-                            "no_previous_version",
+                            Code::NoPreviousVersion,
                             "the active version is the preset's oldest",
                         )
                     })?,
@@ -400,7 +408,7 @@ macro_rules! impl_tenancy_repo {
             .map_err(db)?;
             if done.rows_affected() != 1 {
                 return Err(Error::conflict(
-                    "preset_busy",
+                    Code::PresetBusy,
                     "the preset changed during the switch; retry",
                 ));
             }
@@ -427,6 +435,7 @@ macro_rules! impl_tenancy_repo {
             Ok(done.rows_affected() == 1)
         }
         }
+        };
     };
 }
 

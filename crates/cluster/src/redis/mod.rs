@@ -12,6 +12,7 @@ pub mod limiter;
 pub mod lock;
 pub mod membership;
 
+use imgd_core::Code;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -35,7 +36,7 @@ impl RedisConn {
     /// node starts (and serves what it has) even while Redis is down.
     pub fn new(url: &str, namespace: &str, timeout: Duration) -> Result<Self> {
         let client = redis::Client::open(url)
-            .map_err(|e| Error::invalid("bad_redis_url", format!("{url}: {e}")))?;
+            .map_err(|e| Error::invalid(Code::BadRedisUrl, format!("{url}: {e}")))?;
         Ok(RedisConn {
             client,
             manager: Arc::new(OnceCell::new()),

@@ -9,6 +9,7 @@
 //! revoked, and how its row is found), the secret is 192 random bits. An operator-chosen admin
 //! key has no id inside it and is found by its hash instead.
 
+use crate::Code;
 use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
@@ -198,7 +199,7 @@ impl AuthService {
             && (name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control))
         {
             return Err(Error::invalid(
-                "invalid_name",
+                Code::InvalidName,
                 "a key name is 1 to 100 printable characters",
             ));
         }
@@ -242,7 +243,7 @@ impl AuthService {
     pub async fn revoke_key(&self, caller: &Principal, id: &str) -> Result<()> {
         if id == caller.key_id {
             return Err(Error::conflict(
-                "key_in_use",
+                Code::KeyInUse,
                 "a key cannot revoke itself; use another key",
             ));
         }

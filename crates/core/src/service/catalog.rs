@@ -4,6 +4,7 @@
 
 use super::Ports;
 use super::ingest::{validate_metadata, validate_tags};
+use crate::Code;
 use crate::id::{ImageId, TenantId};
 use crate::model::{Cursor, ImagePatch, ImageRecord, ListQuery};
 use crate::{Error, Result};
@@ -49,7 +50,7 @@ impl CatalogService {
     ) -> Result<Page> {
         if limit == 0 || limit > MAX_PAGE {
             return Err(Error::invalid(
-                "invalid_limit",
+                Code::InvalidLimit,
                 format!("limit must be 1..={MAX_PAGE}"),
             ));
         }

@@ -5,6 +5,7 @@
 //! derives the variant key. Lookup order: memory, store, then render under the variant's lock,
 //! so concurrent requests for a missing variant render it once and the rest read the result.
 
+use crate::Code;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -243,7 +244,7 @@ impl DeliveryService {
             &self.settings.transform_limits,
         )
         .map(drop)
-        .map_err(|e| Error::invalid("invalid_preset", e.to_string()))
+        .map_err(|e| Error::invalid(Code::InvalidPreset, e.to_string()))
     }
 
     /// Spends one render from the client's budget, then from the tenant's.
@@ -319,7 +320,7 @@ impl DeliveryService {
                 bytes: image.bytes,
             };
             if let Err(e) = self.ports.imaging.render_cost(&facts, &resolved.spec)
-                && e.code() == "avif_too_large"
+                && e.code() == Code::AvifTooLarge
             {
                 resolved = spec.resolve(image.format, Some("image/webp"), &self.settings.quality);
                 resolved.vary_accept = true;

@@ -6,6 +6,7 @@
 //! record without bytes. Against a concurrent collector, the blob row is pinned before the bytes
 //! are written and the reference is taken through the pin (see [`super::gc`]).
 
+use crate::Code;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,7 +70,7 @@ pub fn validate_tags(tags: &[String]) -> Result<Vec<String>> {
                 .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b))
         {
             return Err(Error::invalid(
-                "invalid_tag",
+                Code::InvalidTag,
                 format!("tag {tag:?} must be 1-{MAX_TAG_LEN} of [A-Za-z0-9_.:-]"),
             ));
         }
@@ -79,7 +80,7 @@ pub fn validate_tags(tags: &[String]) -> Result<Vec<String>> {
     }
     if out.len() > MAX_TAGS {
         return Err(Error::invalid(
-            "invalid_tag",
+            Code::InvalidTag,
             format!("at most {MAX_TAGS} tags"),
         ));
     }
@@ -91,7 +92,7 @@ pub fn validate_metadata(metadata: &UserMetadata) -> Result<()> {
     let len = serde_json::to_vec(metadata).map_err(Error::internal)?.len();
     if len > MAX_METADATA_BYTES {
         return Err(Error::invalid(
-            "metadata_too_large",
+            Code::MetadataTooLarge,
             format!("metadata is {len} bytes, the limit is {MAX_METADATA_BYTES}"),
         ));
     }
@@ -276,7 +277,7 @@ impl IngestService {
             staged.write(&chunk).await?;
         }
         if len == 0 {
-            return Err(Error::invalid("empty_upload", "the upload has no bytes"));
+            return Err(Error::invalid(Code::EmptyUpload, "the upload has no bytes"));
         }
         Ok((staged, len, ContentHash::from_blake3(hasher.finalize())))
     }

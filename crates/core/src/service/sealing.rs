@@ -14,6 +14,7 @@
 //!
 //! This module does not decide where the KEK comes from; the composition root does.
 
+use crate::Code;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -69,7 +70,7 @@ impl Kek {
         };
         let bytes: [u8; KEY_BYTES] = bytes.and_then(|b| b.try_into().ok()).ok_or_else(|| {
             Error::invalid(
-                "invalid_secret_key",
+                Code::InvalidSecretKey,
                 "a secret key is 32 bytes written as 64 hex digits or as base64 \
                      (e.g. `openssl rand -hex 32`)",
             )
@@ -151,7 +152,7 @@ pub async fn check_key(repo: &dyn MetadataRepo, kek: &Kek) -> Result<()> {
     match kek.open(&place, &stored) {
         Ok(plain) if plain == CHECK_PLAINTEXT => Ok(()),
         _ => Err(Error::invalid(
-            "secret_key_mismatch",
+            Code::SecretKeyMismatch,
             "the configured secret key (auth.secret_key, IMGD_SECRET_KEY, auth.secret_key_file \
              or DATA_DIR/secret.key) is not the key this database's secrets were sealed with; \
              start with the original key",

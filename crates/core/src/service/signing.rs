@@ -24,11 +24,11 @@ pub enum Rejection {
 
 impl Rejection {
     /// The stable error code.
-    pub fn code(self) -> &'static str {
+    pub fn code(self) -> crate::Code {
         match self {
-            Rejection::Missing => "signature_required",
-            Rejection::Expired => "signature_expired",
-            Rejection::Invalid => "signature_invalid",
+            Rejection::Missing => crate::Code::SignatureRequired,
+            Rejection::Expired => crate::Code::SignatureExpired,
+            Rejection::Invalid => crate::Code::SignatureInvalid,
         }
     }
 }

@@ -14,6 +14,7 @@
 //! Signing secrets are sealed under the KEK at the repo boundary: records in here hold them open,
 //! records in the repo sealed ([`crate::service::sealing`]).
 
+use crate::Code;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,7 +72,7 @@ pub fn validate_name(name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::invalid(
-            "invalid_name",
+            Code::InvalidName,
             "a tenant name is 1 to 64 of A-Z, a-z, 0-9, '.', '_' and '-'",
         ))
     }
@@ -160,7 +161,7 @@ impl TenantService {
             }
         }
         Err(Error::conflict(
-            "tenant_busy",
+            Code::TenantBusy,
             "the tenant is being changed by other requests; retry",
         ))
     }
@@ -223,7 +224,7 @@ impl TenantService {
         }
         if patch.disabled == Some(true) && *id == TenantId::default_tenant() {
             return Err(Error::conflict(
-                "default_tenant",
+                Code::DefaultTenant,
                 "the default tenant holds the admin key and cannot be disabled",
             ));
         }
@@ -273,7 +274,7 @@ impl TenantService {
                 }
                 if tenant.signing_keys.is_empty() {
                     return Err(Error::conflict(
-                        "last_signing_key",
+                        Code::LastSigningKey,
                         "a tenant keeps at least one signing key; rotate before retiring this one",
                     ));
                 }
@@ -310,7 +311,7 @@ impl TenantService {
         let key = tenant
             .signing_keys
             .first()
-            .ok_or_else(|| Error::conflict("no_signing_key", "the tenant has no signing key"))?;
+            .ok_or_else(|| Error::conflict(Code::NoSigningKey, "the tenant has no signing key"))?;
         let secret = hex::decode(&key.secret).map_err(Error::internal)?;
         Ok(signing::sign(
             path,
@@ -370,7 +371,7 @@ fn validate_signable(path: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::invalid(
-            "invalid_path",
+            Code::InvalidPath,
             "path must be /i/{id} or /i/{id}/{options}, without a query",
         ))
     }

@@ -283,8 +283,7 @@ fn undeclared(roles: &RouteRoles, route: &str) -> Response {
         .collect::<Vec<_>>()
         .join(", ");
     let mut response = crate::error::error_response(
-        axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        imgd_core::Code::MethodNotAllowed,
         format!("allowed: {allow}"),
     );
     if let Ok(value) = HeaderValue::from_str(&allow) {

@@ -252,8 +252,7 @@ async fn respond(
         RangeOutcome::Partial(r) => (StatusCode::PARTIAL_CONTENT, Some(r)),
         RangeOutcome::Unsatisfiable => {
             let mut unsatisfiable = error_response(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "range_not_satisfiable",
+                imgd_core::Code::RangeNotSatisfiable,
                 format!("the representation has {} bytes", delivery.len),
             );
             let content_range =

@@ -6,6 +6,7 @@ use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
+use imgd_core::Code;
 use imgd_core::Error;
 use imgd_core::id::ImageId;
 use imgd_core::model::{Cursor, ImagePatch, UserMetadata};
@@ -63,7 +64,7 @@ pub async fn upload(
     if content_type.starts_with("multipart/form-data") {
         let multipart = Multipart::from_request(request, &state)
             .await
-            .map_err(|e| Error::invalid("malformed_multipart", e.body_text()))?;
+            .map_err(|e| Error::invalid(Code::MalformedMultipart, e.body_text()))?;
         return upload_multipart(&state, &tenant, multipart, meta).await;
     }
     let declared = request
@@ -80,7 +81,7 @@ pub async fn upload(
     let body = request
         .into_body()
         .into_data_stream()
-        .map(|chunk| chunk.map_err(|e| Error::invalid("body_read_failed", e.to_string())));
+        .map(|chunk| chunk.map_err(|e| Error::invalid(Code::BodyReadFailed, e.to_string())));
     let image = state.ingest.ingest(&tenant, body, meta).await?;
     Ok((
         StatusCode::CREATED,
@@ -133,7 +134,7 @@ struct PartResult {
 fn field_stream(
     field: axum::extract::multipart::Field<'_>,
 ) -> impl Stream<Item = Result<Bytes, Error>> + Send + '_ {
-    field.map(|chunk| chunk.map_err(|e| Error::invalid("malformed_multipart", e.body_text())))
+    field.map(|chunk| chunk.map_err(|e| Error::invalid(Code::MalformedMultipart, e.body_text())))
 }
 
 async fn upload_multipart(
@@ -145,14 +146,14 @@ async fn upload_multipart(
     let mut results: Vec<(Option<String>, Result<imgd_core::model::ImageRecord, Error>)> =
         Vec::new();
     let bad_part = |e: axum::extract::multipart::MultipartError| {
-        Error::invalid("malformed_multipart", e.body_text())
+        Error::invalid(Code::MalformedMultipart, e.body_text())
     };
     while let Some(field) = multipart.next_field().await.map_err(bad_part)? {
         match field.name().unwrap_or("") {
             "file" | "file[]" | "files" => {
                 if results.len() == MAX_PARTS {
                     return Err(Error::invalid(
-                        "too_many_parts",
+                        Code::TooManyParts,
                         format!("at most {MAX_PARTS} files per request"),
                     )
                     .into());
@@ -173,14 +174,14 @@ async fn upload_multipart(
                 let text = field.text().await.map_err(bad_part)?;
                 meta.metadata = serde_json::from_str(&text).map_err(|e| {
                     Error::invalid(
-                        "invalid_metadata",
+                        Code::InvalidMetadata,
                         format!("metadata must be a JSON object: {e}"),
                     )
                 })?;
             }
             other => {
                 return Err(Error::invalid(
-                    "unknown_field",
+                    Code::UnknownField,
                     format!("unknown form field {other:?}"),
                 )
                 .into());
@@ -188,7 +189,7 @@ async fn upload_multipart(
         }
     }
     match results.len() {
-        0 => Err(Error::invalid("missing_file", "no `file` part in the form").into()),
+        0 => Err(Error::invalid(Code::MissingFile, "no `file` part in the form").into()),
         1 => {
             let image = results.pop().expect("one result").1?;
             Ok((
@@ -213,7 +214,7 @@ async fn upload_multipart(
                         status: crate::error::status_of(&e).as_u16(),
                         image: None,
                         error: Some(crate::error::ErrorBody {
-                            code: e.code(),
+                            code: e.code().as_str(),
                             message: e.to_string(),
                         }),
                     },
@@ -256,7 +257,7 @@ pub async fn list(
     let limit = match query.get("limit") {
         Some(l) => l
             .parse()
-            .map_err(|_| Error::invalid("invalid_limit", "limit must be a number"))?,
+            .map_err(|_| Error::invalid(Code::InvalidLimit, "limit must be a number"))?,
         None => 50,
     };
     let after = query.get("cursor").map(|c| Cursor::decode(c)).transpose()?;

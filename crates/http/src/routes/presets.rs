@@ -6,6 +6,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use imgd_core::Code;
 use imgd_core::Error;
 use imgd_core::id::TenantId;
 use imgd_core::model::PresetRecord;
@@ -88,7 +89,7 @@ fn checked_name(name: &str) -> Result<&str, ApiError> {
         Ok(name)
     } else {
         Err(Error::invalid(
-            "invalid_preset",
+            Code::InvalidPreset,
             "a preset name is 1 to 64 of A-Z, a-z, 0-9, '_' and '-'",
         )
         .into())

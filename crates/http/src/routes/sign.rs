@@ -1,5 +1,6 @@
 //! `POST /v1/sign`: a signed delivery URL for the caller's tenant, signed with its newest key.
 
+use imgd_core::Code;
 use std::time::Duration;
 
 use axum::Json;
@@ -52,7 +53,7 @@ pub async fn sign(
     let expires_in = body.expires_in.unwrap_or(3600);
     if !(1..=MAX_EXPIRES_IN).contains(&expires_in) {
         return Err(Error::invalid(
-            "invalid_expiry",
+            Code::InvalidExpiry,
             format!("expires_in must be 1 to {MAX_EXPIRES_IN} seconds"),
         )
         .into());
@@ -65,7 +66,7 @@ pub async fn sign(
         .and_then(|rest| rest.split('/').next())
         .ok_or_else(|| {
             Error::invalid(
-                "invalid_path",
+                Code::InvalidPath,
                 "path must be /i/{id} or /i/{id}/{options}, without a query",
             )
         })?;

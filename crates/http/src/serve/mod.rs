@@ -12,6 +12,7 @@
 pub mod body;
 mod watchdog;
 
+use imgd_core::Code;
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
@@ -24,7 +25,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderValue, Request, Response, StatusCode, Version, header};
+use axum::http::{HeaderValue, Request, Response, Version, header};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -53,11 +54,6 @@ pub struct ConnectionLimits {
     /// Open connections; one more gets a canned 503 `overloaded` and is closed.
     pub max_connections: usize,
 }
-
-/// The stable code of a request whose body stalled or trickled (408).
-pub const REQUEST_TIMEOUT: &str = "request_timeout";
-/// The stable code of a request head over `max_header_bytes` (431).
-pub const HEADERS_TOO_LARGE: &str = "headers_too_large";
 
 /// Refused connections answered at once; more are closed without an answer.
 const REFUSALS_AT_ONCE: usize = 64;
@@ -192,7 +188,7 @@ fn refuse(mut tcp: TcpStream, refusals: &Arc<Semaphore>, answer: Bytes) {
 /// The whole HTTP/1.1 response a refused connection gets.
 fn overloaded_answer() -> Bytes {
     let body = serde_json::to_string(&ErrorBody {
-        code: "overloaded",
+        code: Code::Overloaded.as_str(),
         message: "too many open connections, retry later".into(),
     })
     .unwrap_or_default();
@@ -279,8 +275,7 @@ impl hyper::service::Service<Request<Incoming>> for RequestService {
             let response = if oversized {
                 refusal(
                     h1,
-                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                    HEADERS_TOO_LARGE,
+                    Code::HeadersTooLarge,
                     format!("the request head is larger than {max_header_bytes} bytes"),
                 )
             } else {
@@ -291,8 +286,7 @@ impl hyper::service::Service<Request<Incoming>> for RequestService {
                     tracing::debug!(%peer, "request body too slow, answering 408");
                     refusal(
                         h1,
-                        StatusCode::REQUEST_TIMEOUT,
-                        REQUEST_TIMEOUT,
+                        Code::RequestTimeout,
                         "the request body stalled or arrived too slowly".into(),
                     )
                 } else {
@@ -310,8 +304,8 @@ impl hyper::service::Service<Request<Incoming>> for RequestService {
 
 /// An error answer after which an HTTP/1 connection closes: the request body, if any, is
 /// left unread.
-fn refusal(h1: bool, status: StatusCode, code: &str, message: String) -> Response<Body> {
-    let mut response = error_response(status, code, message);
+fn refusal(h1: bool, code: Code, message: String) -> Response<Body> {
+    let mut response = error_response(code, message);
     if h1 {
         response
             .headers_mut()
@@ -373,24 +367,14 @@ mod tests {
     /// The codes are a public contract, like those in `error.rs`.
     #[tokio::test]
     async fn errors_born_here_have_stable_codes_and_the_json_shape() {
-        let timeout = refusal(
-            true,
-            StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-            "x".into(),
-        );
+        let timeout = refusal(true, Code::RequestTimeout, "x".into());
         assert_eq!(timeout.status(), 408);
         assert_eq!(timeout.headers()[header::CONNECTION], "close");
         assert_eq!(
             json(timeout).await,
             serde_json::json!({"code": "request_timeout", "message": "x"})
         );
-        let too_large = refusal(
-            false,
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            HEADERS_TOO_LARGE,
-            "y".into(),
-        );
+        let too_large = refusal(false, Code::HeadersTooLarge, "y".into());
         assert_eq!(too_large.status(), 431);
         assert!(
             !too_large.headers().contains_key(header::CONNECTION),
