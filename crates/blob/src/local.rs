@@ -65,6 +65,12 @@ impl LocalBlobStore {
         tokio::fs::File::open(dir).await?.sync_all().await
     }
 
+    /// A fresh name in the store's temp folder (on the store's filesystem, so it renames).
+    fn temp_path(&self) -> PathBuf {
+        self.tmp
+            .join(format!("{}.tmp", hex::encode(random_bytes::<12>())))
+    }
+
     async fn exists(&self, key: &BlobKey) -> Result<bool> {
         Ok(tokio::fs::try_exists(self.path(key)).await?)
     }
@@ -80,10 +86,15 @@ impl BlobStore for LocalBlobStore {
             return Ok(());
         }
         match self.install(staged, key).await {
-            // Staging on another filesystem (EXDEV): copy through our temp folder instead.
+            // Staging on another filesystem (EXDEV, a store named by `local:PATH` on another
+            // mount): copy, never read whole, through our temp folder instead.
             Err(e) if e.raw_os_error() == Some(18) => {
-                let bytes = tokio::fs::read(staged).await?;
-                self.put_bytes(key, Bytes::from(bytes)).await?;
+                let temp = self.temp_path();
+                let mut guard = TempGuard(Some(temp.clone()));
+                tokio::fs::copy(staged, &temp).await?;
+                tokio::fs::File::open(&temp).await?.sync_all().await?;
+                self.install(&temp, key).await?;
+                guard.0 = None;
                 tokio::fs::remove_file(staged).await?;
                 Ok(())
             }
@@ -95,9 +106,7 @@ impl BlobStore for LocalBlobStore {
         if self.exists(key).await? {
             return Ok(());
         }
-        let temp = self
-            .tmp
-            .join(format!("{}.tmp", hex::encode(random_bytes::<12>())));
+        let temp = self.temp_path();
         let mut guard = TempGuard(Some(temp.clone()));
         let mut file = tokio::fs::File::create(&temp).await?;
         file.write_all(&bytes).await?;

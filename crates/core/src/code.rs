@@ -95,6 +95,7 @@ codes! {
     Unavailable = "unavailable", 503, "the database or the store does not answer";
     Cancelled = "cancelled", 503, "the client left before the answer (never seen by anyone)";
     BadStore = "bad_store", 500, "startup: the store URL does not parse";
+    BadDatabaseUrl = "bad_database_url", 500, "startup: the database URL is neither empty (SQLite) nor postgres://";
     BadRedisUrl = "bad_redis_url", 500, "startup: the Redis URL does not parse";
     InvalidSecretKey = "invalid_secret_key", 500, "startup: the secret key is not 32 bytes in hex or base64";
     SecretKeyMismatch = "secret_key_mismatch", 500, "startup: the secret key is not the one the database's secrets were sealed with";

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use imgd_blob::{LocalBlobStore, S3BlobStore};
 use imgd_cluster::{
     LocalLimiter, LocalLocks, Membership, RedisConn, RedisLimiter, RedisLocks, SingleNode,
 };
@@ -22,6 +21,7 @@ use imgd_core::service::delivery::{DeliveryService, DeliverySettings};
 use imgd_core::service::gc::GcService;
 use imgd_core::service::id_filter::IdFilter;
 use imgd_core::service::ingest::{IngestService, IngestSettings};
+use imgd_core::service::jobs::{Job, Lease, Schedule, Supervisor};
 use imgd_core::service::memory::MemoryBudget;
 use imgd_core::service::render_pool::RenderPool;
 use imgd_core::service::sealing::{self, Kek};
@@ -29,10 +29,10 @@ use imgd_core::service::tenancy::TenantService;
 use imgd_core::service::{Ports, staging};
 use imgd_http::{AppServices, AppState, ClusterRoute};
 use imgd_imaging::Pipeline;
-use imgd_metadata::{PostgresRepo, SqliteRepo};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::{Config, SecretKeySource};
+use crate::jobs;
 
 /// A started (bound) server, not yet serving.
 pub struct Server {
@@ -45,23 +45,24 @@ pub struct Server {
     /// Header, idle and body timeouts, head size and connection count for the accept loop.
     connection_limits: imgd_http::serve::ConnectionLimits,
     grace: Duration,
-    /// Heartbeats to run while serving; `None` when the node runs alone.
-    membership: Option<Arc<Membership>>,
-    /// The periodic collection of unreferenced blobs; `None` when `gc.interval_secs` is 0.
-    gc: Option<GcTask>,
-    /// The image id filter and the database it follows.
-    ids: (Arc<IdFilter>, Arc<dyn MetadataRepo>),
+    /// The background jobs to supervise while serving (`crate::jobs`).
+    jobs: Vec<PlannedJob>,
+}
+
+/// A background job and how it runs, started with the server.
+struct PlannedJob {
+    name: &'static str,
+    schedule: Schedule,
+    lease: Option<Lease>,
+    job: Arc<dyn Job>,
 }
 
 /// How often the id filter reads ids created on other nodes (and checks its fill).
 const ID_FILTER_SYNC: Duration = Duration::from_secs(1);
-
-/// A collection pass every `interval` over blobs unreferenced for `grace`.
-struct GcTask {
-    service: Arc<GcService>,
-    interval: Duration,
-    grace: Duration,
-}
+/// How long the collector's cluster lease outlives a node that dies holding it.
+const GC_LEASE_TTL: Duration = Duration::from_secs(30);
+/// How long a drain waits for job passes in progress (a collection stops between blobs).
+const JOBS_STOP_WAIT: Duration = Duration::from_secs(5);
 
 /// The collector over the configured store and database, for `imgd gc` and the server.
 pub async fn open_gc(config: &Config) -> Result<GcService> {
@@ -82,33 +83,18 @@ struct Coordination {
 
 /// The configured blob store: the data dir, or an S3-compatible bucket.
 fn open_blob_store(config: &Config) -> Result<Arc<dyn BlobStore>> {
-    Ok(match config.s3_settings()? {
-        Some(s3) => {
-            tracing::info!(bucket = %s3.bucket, endpoint = ?s3.endpoint, "blobs in S3");
-            Arc::new(S3BlobStore::new(&s3)?)
-        }
-        None => Arc::new(
-            LocalBlobStore::open(&config.server.data_dir).context("opening the blob store")?,
-        ),
-    })
+    let spec = config.store_spec()?;
+    tracing::info!(store = %spec.describe(), "blob store");
+    spec.open().context("opening the blob store")
 }
 
 /// The configured metadata database: SQLite in the data dir, or PostgreSQL.
 pub async fn open_metadata(config: &Config) -> Result<Arc<dyn MetadataRepo>> {
-    let url = &config.database.url;
-    Ok(if url.is_empty() {
-        Arc::new(
-            SqliteRepo::open(&config.server.data_dir.join("imgd.db"))
-                .await
-                .context("opening the metadata database")?,
-        )
-    } else {
-        Arc::new(
-            PostgresRepo::open_with(url, config.database.max_connections)
-                .await
-                .context("opening PostgreSQL")?,
-        )
-    })
+    config
+        .metadata_engine()?
+        .open()
+        .await
+        .context("opening the metadata database")
 }
 
 /// Redis-backed locks, membership and routing when a Redis URL is set, else a node alone.
@@ -231,7 +217,7 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
     let repo = open_metadata(&config).await?;
     // The embedded database has no other writer, so the filter's misses are final there; a
     // shared database is polled for other nodes' ids (service/id_filter.rs).
-    let ids = Arc::new(IdFilter::new(config.database.url.is_empty()));
+    let ids = Arc::new(IdFilter::new(config.metadata_engine()?.is_embedded()));
     ids.load(repo.as_ref())
         .await
         .context("building the image id filter")?;
@@ -299,7 +285,6 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
         delivery = delivery.with_client_render_budget(coordination.limiter.clone(), rate);
     }
     let delivery = Arc::new(delivery.with_id_filter(ids.clone()));
-    let repo_for_ids = ports.repo.clone();
     let tenants = Arc::new(TenantService::new(
         ports.repo.clone(),
         record_cache_ttl,
@@ -334,16 +319,49 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
         .with_id_filter(ids.clone()),
     );
 
-    // Every node collects: claims make concurrent collectors (and `imgd gc`) safe.
-    let gc = (config.gc.interval_secs > 0).then(|| GcTask {
-        service: Arc::new(GcService::new(
-            ports.repo.clone(),
-            ports.blobs.clone(),
-            config.collect_timings(),
-        )),
-        interval: Duration::from_secs(config.gc.interval_secs),
-        grace: Duration::from_secs(config.gc.grace_secs),
-    });
+    let mut jobs = vec![PlannedJob {
+        name: "id_filter",
+        schedule: Schedule::Every {
+            interval: ID_FILTER_SYNC,
+            at_start: true,
+        },
+        lease: None,
+        job: Arc::new(jobs::SyncIds {
+            filter: ids.clone(),
+            repo: ports.repo.clone(),
+        }),
+    }];
+    if let Some(membership) = coordination.membership {
+        jobs.push(PlannedJob {
+            name: "heartbeats",
+            schedule: Schedule::Continuous,
+            lease: None,
+            job: Arc::new(jobs::Heartbeats(membership)),
+        });
+    }
+    // Claims make concurrent collectors (and `imgd gc`) safe; the lease only spares the
+    // cluster the same listing on every node.
+    if config.gc.interval_secs > 0 {
+        jobs.push(PlannedJob {
+            name: "gc",
+            schedule: Schedule::Every {
+                interval: Duration::from_secs(config.gc.interval_secs),
+                at_start: false,
+            },
+            lease: Some(Lease {
+                locks: ports.locks.clone(),
+                ttl: GC_LEASE_TTL,
+            }),
+            job: Arc::new(jobs::Collect {
+                service: Arc::new(GcService::new(
+                    ports.repo.clone(),
+                    ports.blobs.clone(),
+                    config.collect_timings(),
+                )),
+                grace: Duration::from_secs(config.gc.grace_secs),
+            }),
+        });
+    }
 
     let state = AppState::new(AppServices {
         ports,
@@ -364,9 +382,7 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
     Ok(Server {
         addr,
         state,
-        membership: coordination.membership,
-        gc,
-        ids: (ids, repo_for_ids),
+        jobs,
         generated_admin_key,
         admin_key_path,
         listener,
@@ -382,37 +398,19 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
+        // Jobs stop as soon as draining starts: heartbeats first of all, so the node leaves
+        // the ring and peers stop forwarding here while in-flight requests finish.
+        let mut supervisor = Supervisor::new();
+        for planned in self.jobs {
+            supervisor.spawn(planned.name, planned.schedule, planned.lease, planned.job);
+        }
+        let stop_jobs = supervisor.stopper();
         let draining = self.state.draining.clone();
         let signal = async move {
             shutdown.await;
             draining.store(true, Ordering::SeqCst);
+            stop_jobs();
         };
-        // Heartbeats stop (and the node leaves the ring) as soon as draining starts, so peers
-        // stop forwarding here while in-flight requests finish.
-        if let Some(membership) = self.membership.clone() {
-            let draining = self.state.draining.clone();
-            tokio::spawn(membership.run(async move {
-                while !draining.load(Ordering::SeqCst) {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }));
-        }
-        let (ids, repo) = self.ids;
-        let draining = self.state.draining.clone();
-        tokio::spawn(ids.keep_current(repo, ID_FILTER_SYNC, async move {
-            while !draining.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }));
-        // The collector stops with draining too, between blobs.
-        if let Some(gc) = self.gc {
-            tokio::spawn(crate::commands::gc::periodic(
-                gc.service,
-                gc.interval,
-                gc.grace,
-                self.state.draining.clone(),
-            ));
-        }
         let router = imgd_http::router(self.state);
         // Our own accept loop (connection limits and timeouts); it passes each request the peer
         // address as `ConnectInfo`, for per-client rate limits.
@@ -424,6 +422,7 @@ impl Server {
             self.grace,
         )
         .await;
+        supervisor.join(JOBS_STOP_WAIT).await;
         tracing::info!("imgd stopped");
         Ok(())
     }

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
 /// The documented defaults.
@@ -48,7 +48,7 @@ const TYPED_ENV: &[&str] = &["IMGD_S3_PATH_STYLE"];
 const FALLBACK_DATABASE_ENV: &str = "DATABASE_URL";
 
 /// The validated configuration.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
@@ -64,7 +64,7 @@ pub struct Config {
 }
 
 /// `[gc]`: when unreferenced blobs are collected, and the timings of the pin/claim protocol.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GcConfig {
     /// 0: no periodic collection on this node.
@@ -75,14 +75,14 @@ pub struct GcConfig {
     pub claim_ttl_secs: u64,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     pub url: String,
     pub max_connections: u32,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     pub store: String,
@@ -94,7 +94,7 @@ pub struct StorageConfig {
     pub s3_multipart_threshold_mb: u64,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
     pub redis_url: String,
@@ -108,7 +108,7 @@ pub struct ClusterConfig {
     pub lock_ttl_ms: u64,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
@@ -124,7 +124,7 @@ pub struct ServerConfig {
     pub max_connections: usize,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     pub admin_key: String,
@@ -149,7 +149,7 @@ pub enum SecretKeySource {
     DataDir,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     pub max_upload_bytes: u64,
@@ -169,7 +169,7 @@ pub struct LimitsConfig {
     pub memory_budget_mb: u64,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RenderConfig {
     pub workers: usize,
@@ -187,7 +187,7 @@ pub struct RenderConfig {
     pub record_cache_ttl_ms: u64,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     pub format: LogFormat,
@@ -195,7 +195,7 @@ pub struct LogConfig {
 }
 
 /// Log output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Json,
@@ -349,14 +349,8 @@ impl Config {
         if server.max_connections == 0 {
             bail!("server.max_connections must be positive");
         }
-        let store = &self.storage.store;
-        if store != "local" && !store.starts_with("s3://") {
-            bail!("storage.store must be \"local\" or \"s3://BUCKET[/PREFIX]\", not {store:?}");
-        }
-        let url = &self.database.url;
-        if !url.is_empty() && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
-            bail!("database.url must be empty (SQLite) or a postgres:// URL");
-        }
+        let store = self.store_spec()?;
+        let engine = self.metadata_engine()?;
         let c = &self.cluster;
         if !c.redis_url.is_empty() {
             if c.secret.len() < 16 {
@@ -364,7 +358,7 @@ impl Config {
                     "cluster.secret (IMGD_CLUSTER_SECRET) of at least 16 characters is required with a Redis URL"
                 );
             }
-            if self.database.url.is_empty() || self.storage.store == "local" {
+            if engine.is_embedded() || store.is_local() {
                 bail!(
                     "a cluster (IMGD_REDIS_URL) needs shared metadata and blobs: set IMGD_DATABASE_URL and IMGD_STORE=s3://..."
                 );
@@ -403,7 +397,9 @@ impl Config {
                 anyhow::anyhow!("auth.secret_key (IMGD_SECRET_KEY) is not a valid key: {e}")
             })?;
         }
-        if self.secret_key_source() == SecretKeySource::DataDir && !self.database.url.is_empty() {
+        if self.secret_key_source() == SecretKeySource::DataDir
+            && !self.metadata_engine()?.is_embedded()
+        {
             bail!(
                 "PostgreSQL (IMGD_DATABASE_URL) needs a secret key shared by every node: set \
                  IMGD_SECRET_KEY (auth.secret_key, e.g. `openssl rand -hex 32`) or \
@@ -469,6 +465,12 @@ impl Config {
     pub fn presets(&self) -> Result<imgd_core::transform::Presets> {
         imgd_core::transform::Presets::parse(&self.presets, &self.transform_limits())
             .map_err(|e| anyhow::anyhow!("invalid [presets]: {e}"))
+    }
+
+    /// The configuration as a TOML file `--config` takes back (secrets as they are: call
+    /// [`Config::hide_secrets`] first to print it).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self).context("writing the configuration as TOML")
     }
 
     /// Replaces every secret with a marker, for printing.
@@ -561,21 +563,29 @@ impl Config {
         }
     }
 
-    /// S3 settings from `storage`, when the store is `s3://`.
-    pub fn s3_settings(&self) -> Result<Option<imgd_blob::S3Settings>> {
+    /// The blob store `storage.store` names. The flat `storage.s3_*` keys (and their env
+    /// names) fill in what an `s3://` URL does not say.
+    pub fn store_spec(&self) -> Result<imgd_blob::StoreSpec> {
         let s = &self.storage;
-        if s.store == "local" {
-            return Ok(None);
-        }
-        let mut settings = imgd_blob::S3Settings::from_url(&s.store)?;
         let non_empty = |v: &str| Some(v.to_owned()).filter(|v| !v.is_empty());
-        settings.endpoint = non_empty(&s.s3_endpoint);
-        settings.region = s.s3_region.clone();
-        settings.path_style = s.s3_path_style;
-        settings.access_key_id = non_empty(&s.s3_access_key_id);
-        settings.secret_access_key = non_empty(&s.s3_secret_access_key);
-        settings.multipart_threshold = s.s3_multipart_threshold_mb.max(5) * 1024 * 1024;
-        Ok(Some(settings))
+        let s3 = imgd_blob::S3Settings {
+            endpoint: non_empty(&s.s3_endpoint),
+            region: s.s3_region.clone(),
+            path_style: s.s3_path_style,
+            access_key_id: non_empty(&s.s3_access_key_id),
+            secret_access_key: non_empty(&s.s3_secret_access_key),
+            multipart_threshold: s.s3_multipart_threshold_mb.max(5) * 1024 * 1024,
+            ..imgd_blob::S3Settings::from_url("s3://bucket")?
+        };
+        imgd_blob::StoreSpec::parse(&s.store, &self.server.data_dir, &s3)
+            .map_err(|e| anyhow::anyhow!("storage.store (IMGD_STORE): {e}"))
+    }
+
+    /// The metadata database `database.url` names.
+    pub fn metadata_engine(&self) -> Result<imgd_metadata::Engine> {
+        let d = &self.database;
+        imgd_metadata::Engine::parse(&d.url, &self.server.data_dir, d.max_connections)
+            .map_err(|e| anyhow::anyhow!("database.url (IMGD_DATABASE_URL): {e}"))
     }
 
     /// Render workers, resolving 0 to the number of cores.
@@ -630,6 +640,33 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    /// `imgd config` prints TOML that `--config` takes back as the same configuration.
+    #[test]
+    fn the_printed_configuration_is_toml_that_loads_back() {
+        let given = env(&[
+            ("IMGD_STORE", "s3://images/prod?region=eu-west-1"),
+            ("IMGD_S3_PATH_STYLE", "true"),
+            ("IMGD_RENDER__WORKERS", "3"),
+            ("IMGD_LOG__FORMAT", "text"),
+            ("IMGD_PRESETS__CARD", "w=1200,h=630,fit=cover"),
+        ]);
+        let config = Config::load(&Overrides::default(), given).unwrap();
+        let printed = config.to_toml().unwrap();
+        assert!(
+            printed.contains("[render]") && printed.contains("workers = 3"),
+            "{printed}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("imgd.toml");
+        std::fs::write(&file, &printed).unwrap();
+        let overrides = Overrides {
+            config_file: Some(file),
+            ..Overrides::default()
+        };
+        let again = Config::load(&overrides, env(&[])).unwrap();
+        assert_eq!(again.to_toml().unwrap(), printed);
     }
 
     #[test]
@@ -736,7 +773,9 @@ mod tests {
         let mut config = Config::load(&Overrides::default(), cluster.clone()).unwrap();
         assert_eq!(config.database.url, "postgres://u:p@db/imgd");
         assert_eq!(config.node_id(), "node-a");
-        let s3 = config.s3_settings().unwrap().unwrap();
+        let imgd_blob::StoreSpec::S3(s3) = config.store_spec().unwrap() else {
+            panic!("not S3")
+        };
         assert_eq!((s3.bucket.as_str(), s3.prefix.as_str()), ("images", "prod"));
         assert!(s3.path_style);
         assert_eq!(s3.secret_access_key.as_deref(), Some("secret"));

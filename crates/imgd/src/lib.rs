@@ -3,6 +3,7 @@
 //! - [`cli`]: the command line (`imgd serve ...`).
 //! - [`config`]: layered configuration, resolved once.
 //! - [`app`]: the composition root: opens the store and the database, builds services, serves.
+//! - [`jobs`]: the server's background jobs (collection, id filter, heartbeats) for the supervisor.
 //! - [`telemetry`]: logs and the Prometheus recorder.
 //! - [`commands`]: one file per subcommand.
 
@@ -10,4 +11,5 @@ pub mod app;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod jobs;
 pub mod telemetry;

@@ -26,6 +26,24 @@ macro_rules! impl_metadata_repo {
         use $crate::tenancy::{CHARGE_USAGE, REFUND_USAGE, Scope, key_from_row, quota_exceeded};
 
         impl $repo {
+            /// The row `sql` finds by its one parameter `$1`, in a transaction scoped to `scope`:
+            /// the lookups by id or hash of both repo traits.
+            pub(crate) async fn row_by(
+                &self,
+                scope: Scope<'_>,
+                sql: &str,
+                key: &str,
+            ) -> Result<Option<<$db as sqlx::Database>::Row>> {
+                let mut tx = self.scoped(scope).await?;
+                let row = sqlx::query(sql)
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                tx.commit().await.map_err(db)?;
+                Ok(row)
+            }
+
             async fn replace_tags(
                 tx: &mut <$db as sqlx::Database>::Connection,
                 image: &ImageId,
@@ -117,24 +135,14 @@ macro_rules! impl_metadata_repo {
             }
 
             async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
-                let mut tx = self.scoped(Scope::AllTenants).await?;
-                let row = sqlx::query("SELECT * FROM api_keys WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                tx.commit().await.map_err(db)?;
+                let sql = "SELECT * FROM api_keys WHERE id = $1";
+                let row = self.row_by(Scope::AllTenants, sql, id).await?;
                 row.as_ref().map(key_from_row).transpose()
             }
 
             async fn api_key_by_hash(&self, secret_hash: &str) -> Result<Option<ApiKeyRecord>> {
-                let mut tx = self.scoped(Scope::AllTenants).await?;
-                let row = sqlx::query("SELECT * FROM api_keys WHERE secret_hash = $1 AND NOT revoked")
-                    .bind(secret_hash)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                tx.commit().await.map_err(db)?;
+                let sql = "SELECT * FROM api_keys WHERE secret_hash = $1 AND NOT revoked";
+                let row = self.row_by(Scope::AllTenants, sql, secret_hash).await?;
                 row.as_ref().map(key_from_row).transpose()
             }
 
@@ -194,13 +202,7 @@ macro_rules! impl_metadata_repo {
 
             async fn image(&self, id: &ImageId) -> Result<Option<ImageRecord>> {
                 let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = $1");
-                let mut tx = self.scoped(Scope::AllTenants).await?;
-                let row = sqlx::query(&sql)
-                    .bind(id.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                tx.commit().await.map_err(db)?;
+                let row = self.row_by(Scope::AllTenants, &sql, id.as_str()).await?;
                 row.as_ref().map(image_from_row).transpose()
             }
 

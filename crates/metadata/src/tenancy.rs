@@ -215,13 +215,7 @@ macro_rules! impl_tenancy_repo {
                 "SELECT {} FROM tenants WHERE id = $1",
                 $crate::tenancy::TENANT_COLUMNS
             );
-            let mut tx = self.scoped(Scope::AllTenants).await?;
-            let row = sqlx::query(&sql)
-                .bind(id.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
-            tx.commit().await.map_err(db)?;
+            let row = self.row_by(Scope::AllTenants, &sql, id.as_str()).await?;
             row.as_ref().map($crate::tenancy::tenant_from_row).transpose()
         }
 

@@ -100,12 +100,6 @@ impl RedisConn {
             Err(_) => Err(self.failed("command timed out".into())),
         }
     }
-
-    /// Answers whether Redis responds (for `/readyz` detail).
-    pub async fn ping(&self) -> Result<()> {
-        let _: String = self.query(&redis::cmd("PING")).await?;
-        Ok(())
-    }
 }
 
 /// Test support: a connection to `IMGD_TEST_REDIS_URL` under a fresh namespace, or `None` (and

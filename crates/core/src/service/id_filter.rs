@@ -250,42 +250,28 @@ impl IdFilter {
         Ok(())
     }
 
-    /// Keeps the filter current until `stop` resolves: in a shared database, reads the ids
-    /// other nodes created every `interval`; in any mode, rebuilds larger once overfull.
-    pub async fn keep_current(
-        self: Arc<Self>,
-        repo: Arc<dyn MetadataRepo>,
-        interval: std::time::Duration,
-        stop: impl std::future::Future<Output = ()>,
-    ) {
-        let run = async {
-            let mut ticks = tokio::time::interval(interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                let outcome = if self.overfull() || !self.ready.load(Ordering::Acquire) {
-                    self.load(repo.as_ref()).await
-                } else if self.authoritative {
-                    Ok(())
-                } else {
-                    let started = now_millis();
-                    // Read from before the last sync by the skew, so a row committed late by a
-                    // slow clock is not missed.
-                    read_ids(repo.as_ref(), self.synced_until() - CLOCK_SKEW_MS)
-                        .await
-                        .map(|ids| self.sync(&ids, started))
-                };
-                if let Err(e) = outcome {
-                    metrics::counter!("imgd_id_filter_sync_errors_total").increment(1);
-                    tracing::warn!(error = %e, "id filter could not sync; unknown ids are looked up");
-                }
-                self.report();
-            }
+    /// One step of keeping the filter current (the server's `id_filter` job, every second): in
+    /// a shared database, reads the ids other nodes created since the last sync; in any mode,
+    /// rebuilds larger once overfull. An error leaves the filter answering "maybe" for ids it
+    /// has not seen, which are then looked up.
+    pub async fn sync_once(&self, repo: &dyn MetadataRepo) -> Result<()> {
+        let outcome = if self.overfull() || !self.ready.load(Ordering::Acquire) {
+            self.load(repo).await
+        } else if self.authoritative {
+            Ok(())
+        } else {
+            let started = now_millis();
+            // Read from before the last sync by the skew, so a row committed late by a slow
+            // clock is not missed.
+            read_ids(repo, self.synced_until() - CLOCK_SKEW_MS)
+                .await
+                .map(|ids| self.sync(&ids, started))
         };
-        tokio::select! {
-            _ = run => {},
-            _ = stop => {},
+        if outcome.is_err() {
+            metrics::counter!("imgd_id_filter_sync_errors_total").increment(1);
         }
+        self.report();
+        outcome
     }
 }
 

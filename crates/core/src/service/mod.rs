@@ -11,6 +11,7 @@
 //! - [`signing`]: signed delivery URLs (HMAC-SHA256, expiry, key rotation).
 //! - [`sealing`]: secrets at rest, sealed under the key-encryption key (KEK).
 //! - [`tenancy`]: tenants, their policy, quota, usage and signing keys; delivery admission.
+//! - [`jobs`]: the supervisor of background jobs: schedules, restarts, metrics, cluster lease.
 //! - [`staging`]: temp files for uploads that vanish unless committed.
 
 pub mod auth;
@@ -19,6 +20,7 @@ pub mod delivery;
 pub mod gc;
 pub mod id_filter;
 pub mod ingest;
+pub mod jobs;
 pub mod memory;
 pub mod render_pool;
 pub mod sealing;

@@ -1,14 +1,11 @@
 //! `imgd gc`: one collection pass over the same database and store the servers use (safe while
-//! they run: the protocol rests on database claims, not locks), printed as one JSON object; and
-//! the same pass as the server's periodic task.
+//! they run: the protocol rests on database claims, not locks), printed as one JSON object. The
+//! server runs the same pass as its `gc` job (`crate::jobs`).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Result;
-use imgd_core::service::gc::GcService;
-use tokio::time::Instant;
 
 use crate::cli::GcArgs;
 use crate::config::Config;
@@ -22,28 +19,4 @@ pub async fn run(args: &GcArgs) -> Result<()> {
     let report = gc.run(grace, args.dry_run, &AtomicBool::new(false)).await?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
-}
-
-/// Collects every `interval` until `draining` is set; a pass in progress stops between blobs.
-pub async fn periodic(
-    gc: Arc<GcService>,
-    interval: Duration,
-    grace: Duration,
-    draining: Arc<AtomicBool>,
-) {
-    loop {
-        let next = Instant::now() + interval;
-        while Instant::now() < next {
-            if draining.load(Ordering::SeqCst) {
-                return;
-            }
-            tokio::time::sleep(
-                Duration::from_millis(100).min(next.saturating_duration_since(Instant::now())),
-            )
-            .await;
-        }
-        if let Err(e) = gc.run(grace, false, &draining).await {
-            tracing::warn!(error = %e, "blob collection failed; the next pass retries");
-        }
-    }
 }

@@ -39,7 +39,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Config(args) => {
             let mut config = Config::load(&args.overrides(), std::env::vars())?;
             config.hide_secrets();
-            println!("{config:#?}");
+            print!("{}", config.to_toml()?);
             Ok(())
         }
     }
