@@ -1,10 +1,21 @@
 //! The variant language: `w=400,h=300,fit=cover,g=smart,f=webp,q=80,dpr=2,blur=3,rotate=90`,
 //! optionally mixed with preset names (`thumb,f=webp`).
 //!
-//! [`TransformSpec`] is what the client asked for, options in any order. [`TransformSpec::resolve`]
-//! turns it into a [`RenderSpec`]: every choice concrete (output format negotiated, quality
-//! defaulted, `dpr` folded into pixels), written once in [`RenderSpec::canonical`], which keys the
-//! stored variant. So `h=300,w=400` and `w=200,h=150,dpr=2` name the same variant.
+//! Two halves:
+//!
+//! - this module, the spec: [`TransformSpec`] is what the client asked for, whatever grammar it
+//!   spoke; [`TransformSpec::resolve`] turns it into a [`RenderSpec`]: every choice concrete
+//!   (output format negotiated, quality defaulted, `dpr` folded into pixels), written once in
+//!   [`RenderSpec::canonical`], which keys the stored variant. So `h=300,w=400` and
+//!   `w=200,h=150,dpr=2` name the same variant;
+//! - [`grammar`], how `/i/{id}/{options}` spells a request: [`VariantRequest`] (preset names and
+//!   explicit options, parsed before anything is looked up), applied to a tenant's presets.
+//!   Another URL grammar produces a `VariantRequest` or a `TransformSpec` of its own, and so the
+//!   same variant.
+
+mod grammar;
+
+pub use grammar::VariantRequest;
 
 use crate::Code;
 use std::collections::BTreeMap;
@@ -103,42 +114,9 @@ pub struct TransformSpec {
 
 /// Named specs from configuration (and later, per tenant).
 #[derive(Clone, Debug, Default)]
-pub struct Presets(BTreeMap<String, TransformSpec>);
+pub struct Presets(pub(crate) BTreeMap<String, TransformSpec>);
 
 impl Presets {
-    /// Parses every preset; a preset may not refer to another preset.
-    pub fn parse(raw: &BTreeMap<String, String>, limits: &TransformLimits) -> Result<Self> {
-        let mut presets = BTreeMap::new();
-        for (name, options) in raw {
-            if !Self::is_valid_name(name) {
-                return Err(Error::invalid(
-                    Code::InvalidPreset,
-                    format!("preset name {name:?} must be [A-Za-z0-9_-]+"),
-                ));
-            }
-            let spec = TransformSpec::parse(options, &Presets::default(), limits).map_err(|e| {
-                Error::invalid(Code::InvalidPreset, format!("preset {name:?}: {e}"))
-            })?;
-            presets.insert(name.clone(), spec);
-        }
-        Ok(Presets(presets))
-    }
-
-    /// Parses what it can, skipping (and logging) presets that no longer parse: stored tenant
-    /// presets were valid when saved, but limits may have tightened since.
-    pub fn parse_lenient(raw: &BTreeMap<String, String>, limits: &TransformLimits) -> Self {
-        let mut presets = BTreeMap::new();
-        for (name, options) in raw {
-            match TransformSpec::parse(options, &Presets::default(), limits) {
-                Ok(spec) => {
-                    presets.insert(name.clone(), spec);
-                }
-                Err(e) => tracing::warn!(preset = %name, error = %e, "skipping a stored preset"),
-            }
-        }
-        Presets(presets)
-    }
-
     /// These presets with `overrides` replacing any of the same name.
     pub fn overridden_by(&self, overrides: Presets) -> Self {
         let mut merged = self.0.clone();
@@ -161,166 +139,14 @@ impl Presets {
     }
 }
 
-fn invalid_option(message: impl Into<String>) -> Error {
-    Error::invalid(Code::InvalidOption, message)
-}
-
-fn out_of_range(message: impl Into<String>) -> Error {
+/// A value outside its range: 400 `option_out_of_range`.
+pub(crate) fn out_of_range(message: impl Into<String>) -> Error {
     Error::invalid(Code::OptionOutOfRange, message)
 }
 
-fn parse_number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T> {
-    value
-        .parse()
-        .map_err(|_| invalid_option(format!("{key}={value:?} is not a number")))
-}
-
-/// Parses `1`, `1.5`, `2.25` into tenths, rounding to the nearest tenth.
-fn parse_tenths(key: &str, value: &str) -> Result<u32> {
-    let number: f64 = parse_number(key, value)?;
-    if !number.is_finite() || number < 0.0 {
-        return Err(out_of_range(format!(
-            "{key}={value} must be a positive number"
-        )));
-    }
-    Ok((number * 10.0).round().min(u32::MAX as f64) as u32)
-}
-
 impl TransformSpec {
-    /// Parses a comma-separated option list. Preset names apply first, in order; explicit options
-    /// then override them. An option given twice is an error, not a silent last-wins.
-    pub fn parse(options: &str, presets: &Presets, limits: &TransformLimits) -> Result<Self> {
-        let mut spec = TransformSpec::default();
-        let mut explicit = TransformSpec::default();
-        let mut seen: Vec<&str> = Vec::new();
-        if options.is_empty() {
-            return Err(invalid_option("empty option list"));
-        }
-        for token in options.split(',') {
-            let Some((key, value)) = token.split_once('=') else {
-                let preset = presets.get(token).ok_or_else(|| {
-                    Error::invalid(
-                        Code::UnknownPreset,
-                        format!("no option or preset named {token:?}"),
-                    )
-                })?;
-                spec = spec.overlaid_with(preset);
-                continue;
-            };
-            let key = canonical_key(key)?;
-            if seen.contains(&key) {
-                return Err(Error::invalid(
-                    Code::DuplicateOption,
-                    format!("option {key} given twice"),
-                ));
-            }
-            seen.push(key);
-            explicit.set(key, value, limits)?;
-        }
-        let spec = spec.overlaid_with(&explicit);
-        spec.check_dimensions(limits)?;
-        Ok(spec)
-    }
-
-    fn set(&mut self, key: &'static str, value: &str, limits: &TransformLimits) -> Result<()> {
-        match key {
-            "w" | "h" => {
-                let n: u32 = parse_number(key, value)?;
-                if n == 0 || n > limits.max_dimension {
-                    return Err(out_of_range(format!(
-                        "{key} must be 1..={}",
-                        limits.max_dimension
-                    )));
-                }
-                if key == "w" {
-                    self.width = Some(n)
-                } else {
-                    self.height = Some(n)
-                }
-            }
-            "fit" => {
-                self.fit = Some(match value {
-                    "cover" => Fit::Cover,
-                    "contain" => Fit::Contain,
-                    "fill" => Fit::Fill,
-                    "inside" => Fit::Inside,
-                    "outside" => Fit::Outside,
-                    _ => {
-                        return Err(invalid_option(format!(
-                            "fit={value:?}: use cover, contain, fill, inside or outside"
-                        )));
-                    }
-                })
-            }
-            "g" => {
-                self.gravity = Some(match value {
-                    "center" | "centre" | "c" => Gravity::Center,
-                    "n" | "north" => Gravity::North,
-                    "s" | "south" => Gravity::South,
-                    "e" | "east" => Gravity::East,
-                    "w" | "west" => Gravity::West,
-                    "ne" => Gravity::NorthEast,
-                    "nw" => Gravity::NorthWest,
-                    "se" => Gravity::SouthEast,
-                    "sw" => Gravity::SouthWest,
-                    "smart" | "entropy" | "attention" => Gravity::Smart,
-                    _ => {
-                        return Err(invalid_option(format!(
-                            "g={value:?}: use center, n, s, e, w, ne, nw, se, sw or smart"
-                        )));
-                    }
-                })
-            }
-            "f" => {
-                self.format = Some(match value {
-                    "auto" => FormatChoice::Auto,
-                    other => {
-                        FormatChoice::Fixed(ImageFormat::from_name(other).ok_or_else(|| {
-                            invalid_option(format!(
-                                "f={value:?}: use jpeg, png, webp, avif, gif or auto"
-                            ))
-                        })?)
-                    }
-                })
-            }
-            "q" => {
-                let q: u8 =
-                    parse_number(key, value).map_err(|_| out_of_range("q must be 1..=100"))?;
-                if !(1..=100).contains(&q) {
-                    return Err(out_of_range("q must be 1..=100"));
-                }
-                self.quality = Some(q);
-            }
-            "dpr" => {
-                let tenths = parse_tenths(key, value)?;
-                if !(10..=40).contains(&tenths) {
-                    return Err(out_of_range("dpr must be 1..=4"));
-                }
-                self.dpr_tenths = Some(tenths as u8);
-            }
-            "blur" => {
-                let tenths = parse_tenths(key, value)?;
-                if !(3..=1000).contains(&tenths) {
-                    return Err(out_of_range("blur must be 0.3..=100"));
-                }
-                self.blur_tenths = Some(tenths as u16);
-            }
-            "rotate" => {
-                self.rotate = Some(match value {
-                    "0" => Rotation::R0,
-                    "90" => Rotation::R90,
-                    "180" => Rotation::R180,
-                    "270" => Rotation::R270,
-                    _ => return Err(out_of_range("rotate must be 0, 90, 180 or 270")),
-                })
-            }
-            _ => unreachable!("canonical_key only returns known keys"),
-        }
-        Ok(())
-    }
-
     /// `self` with every option that `top` sets replaced by `top`'s value.
-    fn overlaid_with(&self, top: &TransformSpec) -> TransformSpec {
+    pub(crate) fn overlaid_with(&self, top: &TransformSpec) -> TransformSpec {
         TransformSpec {
             width: top.width.or(self.width),
             height: top.height.or(self.height),
@@ -339,7 +165,7 @@ impl TransformSpec {
         n.map(|n| ((u64::from(n) * dpr + 5) / 10).min(u64::from(u32::MAX)) as u32)
     }
 
-    fn check_dimensions(&self, limits: &TransformLimits) -> Result<()> {
+    pub(crate) fn check_dimensions(&self, limits: &TransformLimits) -> Result<()> {
         for n in [self.scaled(self.width), self.scaled(self.height)]
             .into_iter()
             .flatten()
@@ -400,21 +226,6 @@ impl TransformSpec {
             vary_accept,
         }
     }
-}
-
-fn canonical_key(key: &str) -> Result<&'static str> {
-    Ok(match key {
-        "w" | "width" => "w",
-        "h" | "height" => "h",
-        "fit" => "fit",
-        "g" | "gravity" => "g",
-        "f" | "format" => "f",
-        "q" | "quality" => "q",
-        "dpr" => "dpr",
-        "blur" => "blur",
-        "rotate" | "r" => "rotate",
-        _ => return Err(invalid_option(format!("unknown option {key:?}"))),
-    })
 }
 
 /// Picks the best format the client accepts: AVIF, then WebP, then JPEG (PNG for sources that

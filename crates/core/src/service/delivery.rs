@@ -20,7 +20,9 @@ use crate::format::ImageFormat;
 use crate::id::{ImageId, TenantId, VariantKey};
 use crate::model::{ImageRecord, Millis, VariantRecord, now_millis};
 use crate::port::{BlobKey, BlobRead, ByteRange, Rate, RateDecision, RateLimiter, SourceFacts};
-use crate::transform::{Presets, QualityDefaults, RenderSpec, TransformLimits, TransformSpec};
+use crate::transform::{
+    Presets, QualityDefaults, RenderSpec, TransformLimits, TransformSpec, VariantRequest,
+};
 use crate::{Error, Result};
 
 /// Delivery settings.
@@ -236,6 +238,11 @@ impl DeliveryService {
         Ok(presets)
     }
 
+    /// Parses `/i/` variant options (before the image, and so its tenant's presets, is known).
+    pub fn parse_request(&self, options: &str) -> Result<VariantRequest> {
+        VariantRequest::parse(options, &self.settings.transform_limits)
+    }
+
     /// Checks a tenant's options as a preset would be checked (for the presets API).
     pub fn validate_preset_options(&self, options: &str) -> Result<()> {
         TransformSpec::parse(
@@ -302,13 +309,12 @@ impl DeliveryService {
     pub async fn plan_variant(
         &self,
         id: &ImageId,
-        options: &str,
+        request: &VariantRequest,
         accept: Option<&str>,
     ) -> Result<VariantPlan> {
         let image = self.image(id).await?;
         let presets = self.presets_for(&image.tenant).await?;
-        let spec = TransformSpec::parse(options, &presets, &self.settings.transform_limits)?;
-        let named = options.split(',').filter(|t| !t.contains('=')).count();
+        let spec = request.apply(&presets, &self.settings.transform_limits)?;
         let mut resolved = spec.resolve(image.format, accept, &self.settings.quality);
         if resolved.vary_accept && resolved.spec.format == ImageFormat::Avif {
             // `f=auto` must always answer: an AVIF too large to encode within bounds becomes
@@ -330,8 +336,8 @@ impl DeliveryService {
             key: resolved.spec.variant_key(&image.tenant, &image.hash),
             spec: resolved.spec,
             vary_accept: resolved.vary_accept,
-            uses_preset: named > 0,
-            presets_only: named == options.split(',').count(),
+            uses_preset: request.uses_preset(),
+            presets_only: request.presets_only(),
             image,
         })
     }

@@ -1,5 +1,13 @@
-//! Ingest: stream the upload to a staging file while hashing and counting, check what it is,
-//! store the bytes durably under their hash, and only then record the image.
+//! Ingest, in two steps any transport can combine:
+//!
+//! 1. [`IngestService::stage`]: stream the bytes to a staging file while hashing and counting
+//!    (bounded by the upload limit), giving a [`Staged`] file;
+//! 2. [`IngestService::commit`]: check what the staged bytes are (sniff, pixel and frame limits,
+//!    a scaled decode, BlurHash), store them durably under their hash (deduplicated), and only
+//!    then record the image, charging the tenant's quota in the same transaction.
+//!
+//! [`IngestService::ingest`] is both for one request body. A transport whose bytes arrive
+//! otherwise (resumable uploads, fetched sources) stages them its own way and commits the same.
 //!
 //! Order is the durability argument: a crash before the metadata commit leaves at worst an
 //! unreferenced blob (collected by `gc`) or a staging file (swept at start), never an image
@@ -40,6 +48,31 @@ pub struct UploadMeta {
     pub filename: Option<String>,
     pub tags: Vec<String>,
     pub metadata: UserMetadata,
+}
+
+/// Bytes on local disk, whole, hashed and counted, waiting for [`IngestService::commit`]. The
+/// file is removed if it is dropped uncommitted.
+pub struct Staged {
+    file: StagedFile,
+    len: u64,
+    hash: ContentHash,
+}
+
+impl Staged {
+    /// How many bytes were staged.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Never true: staging refuses an empty upload. Here for clippy's `len_without_is_empty`.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The BLAKE3 hash of the bytes.
+    pub fn hash(&self) -> &ContentHash {
+        &self.hash
+    }
 }
 
 /// Accepts uploads.
@@ -129,7 +162,9 @@ impl IngestService {
         self.settings.max_upload_bytes
     }
 
-    /// Ingests one upload for `tenant`.
+    /// Ingests one upload for `tenant`: [`IngestService::stage`], then
+    /// [`IngestService::commit`]. Bad tags, bad metadata and a full quota are refused before a
+    /// byte is read.
     pub async fn ingest<S, E>(
         &self,
         tenant: &TenantId,
@@ -140,15 +175,28 @@ impl IngestService {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send,
         E: Into<Error>,
     {
-        let tags = validate_tags(&meta.tags)?;
+        validate_tags(&meta.tags)?;
         validate_metadata(&meta.metadata)?;
         self.refuse_when_full(tenant).await?;
-        let (mut staged, len, hash) = self.stage(body).await?;
-        staged.finish().await?;
+        let staged = self.stage(body).await?;
+        self.commit(tenant, staged, meta).await
+    }
+
+    /// Records `staged` as a new image of `tenant`: inspects the bytes, stores them under their
+    /// hash and records the image, or stores and records nothing. The staged file is consumed.
+    pub async fn commit(
+        &self,
+        tenant: &TenantId,
+        staged: Staged,
+        meta: UploadMeta,
+    ) -> Result<ImageRecord> {
+        let tags = validate_tags(&meta.tags)?;
+        validate_metadata(&meta.metadata)?;
+        let Staged { file, len, hash } = staged;
         // The upload went to disk only; it is read back into memory once admitted, its bytes
         // reserved from the memory budget (the decoder reserves its pixels on top).
         let slot = self.pool.admit(len).await?;
-        let bytes = tokio::fs::read(staged.path()).await?;
+        let bytes = tokio::fs::read(file.path()).await?;
         let limits = self.settings.limits;
         let imaging = self.ports.imaging.clone();
         let inspection = slot
@@ -176,7 +224,7 @@ impl IngestService {
         let stored = self
             .ports
             .blobs
-            .put_file(&BlobKey::original(&hash), staged.path())
+            .put_file(&BlobKey::original(&hash), file.path())
             .await;
         let committed = match stored {
             Ok(()) => self.ports.repo.insert_image(&record, &pin).await,
@@ -255,9 +303,9 @@ impl IngestService {
         Ok(())
     }
 
-    /// Writes the body to a staging file, hashing and counting, and keeps a copy in memory for
-    /// inspection (bounded by the byte limit).
-    async fn stage<S, E>(&self, body: S) -> Result<(StagedFile, u64, ContentHash)>
+    /// Writes `body` to a staging file, hashing and counting, durably (fsynced): past the upload
+    /// limit, 413 and nothing kept; an empty body is refused.
+    pub async fn stage<S, E>(&self, body: S) -> Result<Staged>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send,
         E: Into<Error>,
@@ -279,7 +327,12 @@ impl IngestService {
         if len == 0 {
             return Err(Error::invalid(Code::EmptyUpload, "the upload has no bytes"));
         }
-        Ok((staged, len, ContentHash::from_blake3(hasher.finalize())))
+        staged.finish().await?;
+        Ok(Staged {
+            file: staged,
+            len,
+            hash: ContentHash::from_blake3(hasher.finalize()),
+        })
     }
 }
 

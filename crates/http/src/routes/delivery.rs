@@ -134,10 +134,9 @@ async fn serve_variant(
     public: Option<Public<'_>>,
 ) -> Result<Response, ApiError> {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let plan = state
-        .delivery
-        .plan_variant(&ImageId::parse(id)?, options, accept)
-        .await?;
+    let id = ImageId::parse(id)?;
+    let request = state.delivery.parse_request(options)?;
+    let plan = state.delivery.plan_variant(&id, &request, accept).await?;
     let lifetime = match &public {
         Some(p) => {
             admit(
@@ -161,7 +160,8 @@ async fn serve_variant(
         .as_ref()
         .and_then(|_| state.cluster.owner_elsewhere(&plan.key));
     if let Some(owner) = owner {
-        let path = format!("{id}/{options}");
+        // The owner parses the same grammar: the request as parsed, so it derives the same key.
+        let path = format!("{id}/{}", request.to_options());
         match state
             .cluster
             .forward(&owner, &path, method, headers, client)
