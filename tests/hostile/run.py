@@ -81,19 +81,21 @@ def parse_args() -> argparse.Namespace:
 
 
 def stable_codes(readme: Path) -> set[str]:
-    """Every code of the README's `| status | codes |` table."""
+    """Every code of the README's error table (`| code | status | meaning |`, generated from
+    crates/core/src/code.rs between `<!-- error-codes -->` markers): its first column."""
     codes: set[str] = set()
     in_table = False
     for line in readme.read_text().splitlines():
-        if re.match(r"^\|\s*status\s*\|\s*codes\s*\|", line):
+        if line.strip() == "<!-- error-codes -->":
             in_table = True
             continue
         if in_table:
             if not line.startswith("|"):
                 break
-            codes.update(re.findall(r"`([a-z_]+)`", line))
+            first = line.split("|")[1]
+            codes.update(re.findall(r"`([a-z_]+)`", first))
     if not codes:
-        raise SystemExit(f"no error codes found in {readme}'s status/codes table")
+        raise SystemExit(f"no error codes found in {readme}'s error-codes table")
     return codes
 
 
