@@ -17,8 +17,6 @@ pub struct VariantRequest {
     pub presets: Vec<String>,
     /// Options given explicitly; they override the presets'.
     pub explicit: TransformSpec,
-    /// The explicit options as given (`key=value`, canonical keys), to forward the request.
-    given: Vec<String>,
 }
 
 impl VariantRequest {
@@ -50,7 +48,6 @@ impl VariantRequest {
             }
             seen.push(key);
             request.explicit.set(key, value, limits)?;
-            request.given.push(format!("{key}={value}"));
         }
         Ok(request)
     }
@@ -78,20 +75,36 @@ impl VariantRequest {
         !self.presets.is_empty()
     }
 
-    /// True when the request names presets and nothing else.
+    /// True when the request names presets and nothing else (every explicit option sets a
+    /// field, so none were given when none is set).
     pub fn presets_only(&self) -> bool {
-        self.uses_preset() && self.given.is_empty()
+        self.uses_preset() && self.explicit == TransformSpec::default()
     }
 
     /// The request in this grammar, to forward it to the node that owns the variant: the same
-    /// presets and options, so the owner derives the same spec and key.
+    /// presets, then the explicit options written back, so the owner derives the same spec and
+    /// key. Built only when forwarding, never on the serving path.
     pub fn to_options(&self) -> String {
-        let tokens: Vec<&str> = self
-            .presets
-            .iter()
-            .chain(&self.given)
-            .map(String::as_str)
-            .collect();
+        let mut tokens = self.presets.clone();
+        let e = &self.explicit;
+        let tenths = |t: u16| format!("{}.{}", t / 10, t % 10);
+        let options = [
+            e.width.map(|w| format!("w={w}")),
+            e.height.map(|h| format!("h={h}")),
+            e.fit.map(|f| format!("fit={}", super::fit_name(f))),
+            e.gravity.map(|g| format!("g={}", super::gravity_name(g))),
+            e.format.map(|f| match f {
+                FormatChoice::Auto => "f=auto".to_owned(),
+                FormatChoice::Fixed(f) => format!("f={}", f.name()),
+            }),
+            e.quality.map(|q| format!("q={q}")),
+            e.dpr_tenths
+                .map(|d| format!("dpr={}", tenths(u16::from(d)))),
+            e.blur_tenths.map(|b| format!("blur={}", tenths(b))),
+            e.rotate
+                .map(|r| format!("rotate={}", super::rotation_degrees(r))),
+        ];
+        tokens.extend(options.into_iter().flatten());
         tokens.join(",")
     }
 }
@@ -304,6 +317,7 @@ mod tests {
             "thumb,f=webp,width=120",
             "h=300,w=400,dpr=2",
             "q=70,thumb",
+            "thumb,g=ne,fit=contain,f=auto,dpr=1.5,blur=2.5,rotate=270",
         ] {
             let request = VariantRequest::parse(options, &LIMITS).unwrap();
             let forwarded = VariantRequest::parse(&request.to_options(), &LIMITS).unwrap();
