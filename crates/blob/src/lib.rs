@@ -4,11 +4,13 @@
 //! - [`s3`]: S3-compatible object stores (the cluster's shared store), via `object_store`.
 //! - [`spec`]: a store described as a value (`local`, `local:PATH`, `s3://...`), opened by one function.
 //! - [`memory`]: a map in memory, for tests and as the contract's reference.
+//! - `multipart`: the part and page rules every store applies the same way.
 //! - [`contract`]: the behaviour every store must show, run against each implementation.
 
 pub mod contract;
 pub mod local;
 pub mod memory;
+mod multipart;
 pub mod s3;
 pub mod spec;
 

@@ -7,25 +7,45 @@
 //! Reads stream, with ranges passed through as `Range` headers. Retries and timeouts are
 //! `object_store`'s, bounded so that a store that is down answers `unavailable` in seconds
 //! rather than hanging a request.
+//!
+//! Listings are ListObjectsV2 pages resumed with `start-after` (stateless, so any process can
+//! continue one). Multipart uploads are S3's own; each also leaves a small marker object under
+//! `multipart/` naming its key and id, so uploads that nobody completed can be found and aborted
+//! on servers without ListMultipartUploads (s3s, some gateways). A crash between creating an
+//! upload and writing its marker leaves one that only the bucket's
+//! `AbortIncompleteMultipartUpload` lifecycle rule removes; the README recommends one.
 
 use imgd_core::Code;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use imgd_core::port::{BlobKey, BlobRead, BlobStore, ByteRange};
+use imgd_core::port::{
+    BlobEntry, BlobKey, BlobPage, BlobRead, BlobStat, BlobStore, ByteRange, MultipartUpload,
+    PartTag, PendingUpload,
+};
 use imgd_core::{Error, Result};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::list::{PaginatedListOptions, PaginatedListStore};
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    ClientOptions, GetOptions, GetRange, ObjectStore, PutMode, PutOptions, PutPayload, RetryConfig,
-    WriteMultipart,
+    ClientOptions, GetOptions, GetRange, ObjectMeta, ObjectStore, PutMode, PutOptions, PutPayload,
+    RetryConfig, WriteMultipart,
 };
+
+use crate::multipart::{check_part_number, check_part_order, folder, page_size};
 use tokio::io::AsyncReadExt;
 
 /// Part size of multipart uploads; S3's minimum is 5 MiB.
 const PART_BYTES: usize = 8 * 1024 * 1024;
+
+/// S3's smallest part but the last.
+const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
+
+/// The folder of multipart markers.
+const MARKERS: &str = "multipart";
 
 /// Where and how to reach the bucket.
 #[derive(Clone, Debug)]
@@ -122,10 +142,56 @@ impl S3BlobStore {
     }
 
     fn path(&self, key: &str) -> ObjectPath {
+        ObjectPath::from(self.raw_key(key))
+    }
+
+    /// `key` under the store's prefix, as the bucket spells it.
+    fn raw_key(&self, key: &str) -> String {
         if self.prefix.is_empty() {
-            ObjectPath::from(key)
+            key.to_owned()
         } else {
-            ObjectPath::from(format!("{}/{key}", self.prefix))
+            format!("{}/{key}", self.prefix)
+        }
+    }
+
+    /// A bucket key back as a store key (`None` outside the prefix).
+    fn store_key<'a>(&self, raw: &'a str) -> Option<&'a str> {
+        if self.prefix.is_empty() {
+            Some(raw)
+        } else {
+            raw.strip_prefix(self.prefix.as_str())?.strip_prefix('/')
+        }
+    }
+
+    /// Where the marker of upload `id` lives (hashed: S3 upload ids are long and opaque).
+    fn marker(&self, id: &str) -> ObjectPath {
+        let name = &blake3::hash(id.as_bytes()).to_hex()[..32];
+        self.path(&format!("{MARKERS}/{name}"))
+    }
+
+    /// Reads a marker back; `None` if it is gone or not one of ours.
+    async fn read_marker(&self, location: &ObjectPath) -> Result<Option<MultipartUpload>> {
+        let bytes = match self.store.get(location).await {
+            Ok(result) => result.bytes().await.map_err(store_error)?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(store_error(e)),
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let mut lines = text.lines();
+        let upload = match (lines.next().and_then(BlobKey::parse), lines.next()) {
+            (Some(key), Some(id)) if !id.is_empty() => Some(MultipartUpload {
+                key,
+                id: id.to_owned(),
+            }),
+            _ => None,
+        };
+        Ok(upload.filter(|u| self.marker(&u.id) == *location))
+    }
+
+    async fn delete_marker(&self, id: &str) -> Result<()> {
+        match self.store.delete(&self.marker(id)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(store_error(e)),
         }
     }
 
@@ -178,7 +244,7 @@ impl BlobStore for S3BlobStore {
         if len <= self.multipart_threshold {
             let bytes = tokio::fs::read(staged).await?;
             self.put_if_absent(key, PutPayload::from(bytes)).await?;
-        } else if self.size(key).await?.is_none() {
+        } else if self.stat(key).await?.is_none() {
             self.put_multipart(key, staged).await?;
         }
         tokio::fs::remove_file(staged).await?;
@@ -215,12 +281,44 @@ impl BlobStore for S3BlobStore {
         }
     }
 
-    async fn size(&self, key: &BlobKey) -> Result<Option<u64>> {
+    async fn stat(&self, key: &BlobKey) -> Result<Option<BlobStat>> {
         match self.store.head(&self.path(key.as_str())).await {
-            Ok(meta) => Ok(Some(meta.size)),
+            Ok(meta) => Ok(Some(stat_of(&meta))),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(store_error(e)),
         }
+    }
+
+    async fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<BlobPage> {
+        let limit = page_size(limit);
+        let options = PaginatedListOptions {
+            offset: after.map(|a| self.raw_key(a)),
+            max_keys: Some(limit),
+            ..PaginatedListOptions::default()
+        };
+        let raw_prefix = self.raw_key(&folder(prefix));
+        let page = self
+            .store
+            .list_paginated(Some(&raw_prefix), options)
+            .await
+            .map_err(store_error)?;
+        let mut entries: Vec<BlobEntry> = page
+            .result
+            .objects
+            .iter()
+            .filter_map(|meta| {
+                let key = self.store_key(meta.location.as_ref())?;
+                (Some(key) > after).then(|| BlobEntry {
+                    key: key.to_owned(),
+                    stat: stat_of(meta),
+                })
+            })
+            .collect();
+        // S3 lists in key order; a server that did not is put right here.
+        entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        entries.truncate(limit);
+        let next = (entries.len() == limit).then(|| entries[limit - 1].key.clone());
+        Ok(BlobPage { entries, next })
     }
 
     async fn delete(&self, key: &BlobKey) -> Result<()> {
@@ -254,6 +352,124 @@ impl BlobStore for S3BlobStore {
             Err(e) => Err(store_error(e)),
         }
     }
+
+    async fn leftovers(&self, _older_than: SystemTime, _remove: bool) -> Result<Vec<String>> {
+        // Writes are single requests or multipart uploads (found by `pending_multipart`).
+        Ok(Vec::new())
+    }
+
+    fn min_part_bytes(&self) -> u64 {
+        MIN_PART_BYTES
+    }
+
+    async fn create_multipart(&self, key: &BlobKey) -> Result<MultipartUpload> {
+        let id = self
+            .store
+            .create_multipart(&self.path(key.as_str()))
+            .await
+            .map_err(store_error)?;
+        let marker = format!("{}\n{id}\n", key.as_str());
+        self.store
+            .put(&self.marker(&id), PutPayload::from(marker.into_bytes()))
+            .await
+            .map_err(store_error)?;
+        Ok(MultipartUpload {
+            key: key.clone(),
+            id,
+        })
+    }
+
+    async fn put_part(
+        &self,
+        upload: &MultipartUpload,
+        number: u32,
+        bytes: Bytes,
+    ) -> Result<PartTag> {
+        check_part_number(number)?;
+        let part = self
+            .store
+            .put_part(
+                &self.path(upload.key.as_str()),
+                &upload.id,
+                number as usize - 1,
+                PutPayload::from(bytes),
+            )
+            .await
+            .map_err(upload_error)?;
+        Ok(PartTag {
+            number,
+            tag: part.content_id,
+        })
+    }
+
+    async fn complete_multipart(&self, upload: &MultipartUpload, parts: &[PartTag]) -> Result<()> {
+        check_part_order(parts)?;
+        let ids = parts
+            .iter()
+            .map(|p| PartId {
+                content_id: p.tag.clone(),
+            })
+            .collect();
+        self.store
+            .complete_multipart(&self.path(upload.key.as_str()), &upload.id, ids)
+            .await
+            .map_err(upload_error)?;
+        self.delete_marker(&upload.id).await
+    }
+
+    async fn abort_multipart(&self, upload: &MultipartUpload) -> Result<()> {
+        let aborted = self
+            .store
+            .abort_multipart(&self.path(upload.key.as_str()), &upload.id)
+            .await
+            .map_err(upload_error);
+        match aborted {
+            Ok(()) | Err(Error::NotFound(_)) => self.delete_marker(&upload.id).await,
+            // Servers differ on an upload that is already gone (AWS: NoSuchUpload, s3s: access
+            // denied); with its marker gone too it was completed or aborted before.
+            Err(e) => match self.read_marker(&self.marker(&upload.id)).await? {
+                None => Ok(()),
+                Some(_) => Err(e),
+            },
+        }
+    }
+
+    async fn pending_multipart(&self) -> Result<Vec<PendingUpload>> {
+        let markers: Vec<ObjectMeta> = self
+            .store
+            .list(Some(&self.path(MARKERS)))
+            .try_collect()
+            .await
+            .map_err(store_error)?;
+        let mut pending = Vec::with_capacity(markers.len());
+        for meta in markers {
+            if let Some(upload) = self.read_marker(&meta.location).await? {
+                pending.push(PendingUpload {
+                    upload,
+                    started: SystemTime::from(meta.last_modified),
+                });
+            }
+        }
+        Ok(pending)
+    }
+}
+
+fn stat_of(meta: &ObjectMeta) -> BlobStat {
+    BlobStat {
+        size: meta.size,
+        modified: SystemTime::from(meta.last_modified),
+    }
+}
+
+/// A multipart call's error: an upload the server no longer knows is not found (it was
+/// completed or aborted by another process), anything else is the store's.
+fn upload_error(e: object_store::Error) -> Error {
+    let text = e.to_string();
+    if matches!(e, object_store::Error::NotFound { .. }) || text.contains("NoSuchUpload") {
+        Error::NotFound("multipart upload")
+    } else {
+        store_error(e)
+    }
 }
 
 #[cfg(test)]
@@ -270,9 +486,9 @@ mod tests {
         let Some(settings) = test_settings() else {
             return;
         };
-        let store = S3BlobStore::new(&settings).unwrap();
+        let open = || -> Arc<dyn BlobStore> { Arc::new(S3BlobStore::new(&settings).unwrap()) };
         let dir = tempfile::tempdir().unwrap();
-        crate::contract::run(Arc::new(store), dir.path()).await;
+        crate::contract::run([open(), open()], dir.path()).await;
     }
 
     #[tokio::test]

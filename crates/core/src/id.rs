@@ -116,6 +116,11 @@ impl VariantKey {
         VariantKey(s)
     }
 
+    /// Parses a key read back from a store listing: 64 lowercase hex digits, else `None`.
+    pub fn parse(s: &str) -> Option<Self> {
+        is_lower_hex(s, 64).then(|| VariantKey(s.to_owned()))
+    }
+
     /// Derives the key; see [`crate::transform::RenderSpec::variant_key`].
     pub(crate) fn derive(parts: &[&str]) -> Self {
         let mut hasher = blake3::Hasher::new();

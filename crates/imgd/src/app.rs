@@ -70,6 +70,7 @@ pub async fn open_gc(config: &Config) -> Result<GcService> {
         open_metadata(config).await?,
         open_blob_store(config)?,
         config.collect_timings(),
+        vec![config.staging_dir()],
     ))
 }
 
@@ -207,7 +208,7 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
     let data_dir = &config.server.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;
-    let staging_dir = data_dir.join("tmp").join("uploads");
+    let staging_dir = config.staging_dir();
     let swept = staging::sweep(&staging_dir).context("sweeping interrupted uploads")?;
     if swept > 0 {
         tracing::info!(swept, "removed uploads interrupted by the last shutdown");
@@ -340,25 +341,40 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
         });
     }
     // Claims make concurrent collectors (and `imgd gc`) safe; the lease only spares the
-    // cluster the same listing on every node.
+    // cluster the same listing on every node. Stray files are each node's own: no lease.
     if config.gc.interval_secs > 0 {
+        let service = Arc::new(GcService::new(
+            ports.repo.clone(),
+            ports.blobs.clone(),
+            config.collect_timings(),
+            vec![config.staging_dir()],
+        ));
+        let every = Schedule::Every {
+            interval: Duration::from_secs(config.gc.interval_secs),
+            at_start: false,
+        };
         jobs.push(PlannedJob {
             name: "gc",
-            schedule: Schedule::Every {
-                interval: Duration::from_secs(config.gc.interval_secs),
-                at_start: false,
-            },
+            schedule: every,
             lease: Some(Lease {
                 locks: ports.locks.clone(),
                 ttl: GC_LEASE_TTL,
             }),
             job: Arc::new(jobs::Collect {
-                service: Arc::new(GcService::new(
-                    ports.repo.clone(),
-                    ports.blobs.clone(),
-                    config.collect_timings(),
-                )),
-                grace: Duration::from_secs(config.gc.grace_secs),
+                service: service.clone(),
+                options: config.gc_options(),
+                scan_every: (config.gc.scan_interval_secs > 0)
+                    .then(|| Duration::from_secs(config.gc.scan_interval_secs)),
+                last_scan: std::sync::Mutex::new(None),
+            }),
+        });
+        jobs.push(PlannedJob {
+            name: "sweep",
+            schedule: every,
+            lease: None,
+            job: Arc::new(jobs::Sweep {
+                service,
+                options: config.gc_options(),
             }),
         });
     }

@@ -27,18 +27,21 @@ pub enum Command {
     Admin(AdminCommand),
     /// Sign a delivery URL with a tenant's signing secret, offline.
     Sign(SignArgs),
-    /// Remove the bytes and variants of blobs no image has referred to for the grace period, in
-    /// one pass, and print a JSON summary. Safe while servers run.
+    /// Remove what nothing refers to, in one run, and print a JSON summary: blobs no image has
+    /// referred to for the grace period (with their variants), store bytes without a record,
+    /// stray temp files, and multipart uploads older than gc.upload_ttl_secs. Safe while servers
+    /// run.
     Gc(GcArgs),
 }
 
 /// Flags of `gc`.
 #[derive(Debug, clap::Args)]
 pub struct GcArgs {
-    /// Count what would be removed; remove nothing.
+    /// List and count what would be removed; remove nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Seconds a blob must have been unreferenced to go [default: gc.grace_secs].
+    /// Seconds a blob must have been unreferenced (a stray file untouched) to go
+    /// [default: gc.grace_secs].
     #[arg(long, value_name = "N")]
     pub grace_secs: Option<u64>,
     #[command(flatten)]

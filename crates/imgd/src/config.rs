@@ -73,6 +73,10 @@ pub struct GcConfig {
     pub pin_ttl_secs: u64,
     pub pin_wait_secs: u64,
     pub claim_ttl_secs: u64,
+    /// 0: the server never lists the whole store (`imgd gc` still does).
+    pub scan_interval_secs: u64,
+    /// 0: multipart uploads are never aborted for age.
+    pub upload_ttl_secs: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -441,6 +445,26 @@ impl Config {
             pin_ttl: std::time::Duration::from_secs(g.pin_ttl_secs),
             pin_wait: std::time::Duration::from_secs(g.pin_wait_secs),
             claim_ttl: std::time::Duration::from_secs(g.claim_ttl_secs),
+        }
+    }
+
+    /// Where this node stages upload bodies while they are hashed and checked.
+    pub fn staging_dir(&self) -> PathBuf {
+        self.server.data_dir.join("tmp").join("uploads")
+    }
+
+    /// What a collection run does beyond the orphan rule, as configured (the server's job and
+    /// `imgd gc` start from this).
+    pub fn gc_options(&self) -> imgd_core::service::gc::GcOptions {
+        let g = &self.gc;
+        imgd_core::service::gc::GcOptions {
+            grace: std::time::Duration::from_secs(g.grace_secs),
+            dry_run: false,
+            scan_store: true,
+            collect: true,
+            sweep_files: true,
+            upload_ttl: (g.upload_ttl_secs > 0)
+                .then(|| std::time::Duration::from_secs(g.upload_ttl_secs)),
         }
     }
 

@@ -19,15 +19,29 @@ macro_rules! claimable {
 
 /// Pins a blob (`$1` hash, `$2` size, `$3` now, `$4` pinned until, `$5` generation of a new
 /// row): creates the row, or adds a pin to it unless it is `deleting`. Returns the row's
-/// generation; no row when it is `deleting`.
+/// generation; no row when it is `deleting`. The size is written again: a row adopted from
+/// variants alone did not know it.
 pub(crate) const PIN: &str =
     "INSERT INTO blobs (hash, size, refcount, created_at, generation, pins, pinned_until)
      VALUES ($1, $2, 0, $3, $5, 1, $4)
-     ON CONFLICT (hash) DO UPDATE SET pins = blobs.pins + 1,
+     ON CONFLICT (hash) DO UPDATE SET pins = blobs.pins + 1, size = excluded.size,
        pinned_until = CASE WHEN coalesce(blobs.pinned_until, 0) > excluded.pinned_until
                            THEN blobs.pinned_until ELSE excluded.pinned_until END
      WHERE blobs.state <> 'deleting'
      RETURNING generation";
+
+/// Records bytes the store holds without a row (`$1` hash, `$2` size, `$3` orphaned at and
+/// created at, `$4` generation): unreferenced and unpinned, so collectable once `$3` is past the
+/// grace period. Never touches an existing row.
+pub(crate) const ADOPT: &str =
+    "INSERT INTO blobs (hash, size, refcount, created_at, generation, orphaned_at)
+     VALUES ($1, $2, 0, $3, $4, $3)
+     ON CONFLICT (hash) DO NOTHING";
+
+/// Recorded hashes from `$1` to `$3` (both included) after `$2`, ascending, at most `$4`.
+pub(crate) const KNOWN: &str =
+    "SELECT hash FROM blobs WHERE hash >= $1 AND hash > $2 AND hash <= $3
+     ORDER BY hash LIMIT $4";
 
 /// Drops one pin of generation `$2`; the last one clears the protection at once.
 macro_rules! unpin {

@@ -69,6 +69,7 @@ pub(crate) async fn insert_pinned(
 pub async fn run(repo: Arc<dyn MetadataRepo>) {
     crate::contract_tenancy::run(repo.clone()).await;
     collection(repo.as_ref()).await;
+    adoption(repo.as_ref()).await;
     racing_pins_and_claims(repo.as_ref()).await;
     let repo = repo.as_ref();
     let unique = ImageId::generate();
@@ -343,6 +344,103 @@ fn eager(now: i64) -> ClaimRule {
 }
 
 /// Blob collection: pins, claims and their order, as `imgd_core::service::gc` relies on.
+/// Bytes found without a row: adopted as unreferenced, then collected by the usual rule; a row
+/// that exists (pinned, referenced or claimed) is never touched. And the merge's side: recorded
+/// hashes in a range, a page at a time.
+async fn adoption(repo: &dyn MetadataRepo) {
+    let unique = ImageId::generate();
+    let tenant = TenantId::new(format!("adopt-{unique}"));
+    repo.ensure_tenant(&tenant, &format!("adopt {unique}"))
+        .await
+        .unwrap();
+    let blob = |label: &str| ContentHash::of(format!("{label} {unique}").as_bytes());
+    let now = now_millis();
+
+    let stray = blob("stray");
+    assert!(repo.adopt_blob(&stray, 77, now - 10_000, 5).await.unwrap());
+    assert!(
+        !repo.adopt_blob(&stray, 1, now, 6).await.unwrap(),
+        "adopting twice changes nothing"
+    );
+    // Orphaned ten seconds ago: a five-second grace lets it go, a minute does not.
+    let graced = |grace: i64| ClaimRule {
+        orphaned_before: now - grace,
+        ..eager(now)
+    };
+    assert_eq!(
+        repo.claim_orphan(&stray, &graced(60_000), 1).await.unwrap(),
+        None
+    );
+    let claim = repo
+        .claim_orphan(&stray, &graced(5_000), 2)
+        .await
+        .unwrap()
+        .expect("an adopted blob is an orphan");
+    assert_eq!(claim.size, 77);
+    assert!(repo.finish_collect(&claim).await.unwrap());
+
+    // A referenced blob is never adopted over.
+    let kept = blob("kept");
+    let image = image(&tenant, &kept, 1, &[]);
+    insert_pinned(repo, &image).await.unwrap();
+    assert!(!repo.adopt_blob(&kept, 1, 0, 9).await.unwrap());
+    assert_eq!(repo.blob_refs(&kept).await.unwrap(), 1);
+    assert_eq!(
+        repo.claim_orphan(&kept, &eager(now), 3).await.unwrap(),
+        None
+    );
+
+    // An adopted row (size unknown, from variants alone) learns its size from the next pin.
+    let from_variants = blob("variants only");
+    assert!(repo.adopt_blob(&from_variants, 0, now, 4).await.unwrap());
+    let pinned = pin(repo, &from_variants).await;
+    repo.release_pin(&pinned).await.unwrap();
+    let claim = repo
+        .claim_orphan(&from_variants, &eager(now + 1), 5)
+        .await
+        .unwrap()
+        .expect("claimable once the pin is back");
+    assert_eq!(claim.size, 1234, "the pin wrote the real size");
+    assert!(repo.finish_collect(&claim).await.unwrap());
+
+    // Known hashes in a range, paged: exactly those recorded, ascending.
+    let mut recorded: Vec<ContentHash> = (0..5).map(|i| blob(&format!("known {i}"))).collect();
+    for hash in &recorded {
+        repo.adopt_blob(hash, 1, now, 1).await.unwrap();
+    }
+    recorded.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    let (from, upto) = (recorded[1].clone(), recorded[4].clone());
+    let mut after: Option<ContentHash> = None;
+    let mut seen = Vec::new();
+    loop {
+        let page = repo
+            .known_blobs(&from, after.as_ref(), &upto, 2)
+            .await
+            .unwrap();
+        let done = page.len() < 2;
+        after = page.last().cloned().or(after);
+        seen.extend(page);
+        if done {
+            break;
+        }
+    }
+    let ours: Vec<&ContentHash> = seen.iter().filter(|h| recorded.contains(h)).collect();
+    assert_eq!(ours, recorded[1..].iter().collect::<Vec<_>>());
+    assert!(seen.windows(2).all(|w| w[0].as_str() < w[1].as_str()));
+    assert!(
+        seen.iter()
+            .all(|h| h.as_str() >= from.as_str() && h.as_str() <= upto.as_str())
+    );
+    for hash in &recorded {
+        let claim = repo
+            .claim_orphan(hash, &eager(now + 1), 6)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(repo.finish_collect(&claim).await.unwrap());
+    }
+}
+
 async fn collection(repo: &dyn MetadataRepo) {
     let unique = ImageId::generate();
     let tenant = TenantId::new(format!("gc-{unique}"));

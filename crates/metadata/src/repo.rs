@@ -438,6 +438,44 @@ macro_rules! impl_metadata_repo {
                 Ok(true)
             }
 
+            async fn known_blobs(
+                &self,
+                from: &ContentHash,
+                after: Option<&ContentHash>,
+                upto: &ContentHash,
+                limit: u32,
+            ) -> Result<Vec<ContentHash>> {
+                let rows = sqlx::query($crate::blobs::KNOWN)
+                    .bind(from.as_str())
+                    .bind(after.map_or("", |h| h.as_str()))
+                    .bind(upto.as_str())
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db)?;
+                rows.iter()
+                    .map(|row| ContentHash::parse(row.get("hash")))
+                    .collect()
+            }
+
+            async fn adopt_blob(
+                &self,
+                hash: &ContentHash,
+                size: u64,
+                orphaned_at: i64,
+                generation: i64,
+            ) -> Result<bool> {
+                let done = sqlx::query($crate::blobs::ADOPT)
+                    .bind(hash.as_str())
+                    .bind(size as i64)
+                    .bind(orphaned_at)
+                    .bind(generation)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db)?;
+                Ok(done.rows_affected() == 1)
+            }
+
             async fn variant(&self, key: &VariantKey) -> Result<Option<VariantRecord>> {
                 let row = sqlx::query("SELECT * FROM variants WHERE key = $1")
                     .bind(key.as_str())

@@ -159,6 +159,27 @@ pub trait MetadataRepo: TenancyRepo {
     /// its variant rows, if the claim is still this one; false if it was taken over.
     async fn finish_collect(&self, claim: &BlobClaim) -> Result<bool>;
 
+    /// Up to `limit` recorded blob hashes from `from` to `upto` (both included) and after
+    /// `after`, ascending: the database side of a merge with a store listing (`service::gc`).
+    async fn known_blobs(
+        &self,
+        from: &ContentHash,
+        after: Option<&ContentHash>,
+        upto: &ContentHash,
+        limit: u32,
+    ) -> Result<Vec<ContentHash>>;
+
+    /// Records bytes found in the store without a row, so the collector can claim them by the
+    /// usual rule: no references, orphaned since `orphaned_at`. A no-op (false) if a row exists,
+    /// whether an upload's pin or a collector's claim made it.
+    async fn adopt_blob(
+        &self,
+        hash: &ContentHash,
+        size: u64,
+        orphaned_at: i64,
+        generation: i64,
+    ) -> Result<bool>;
+
     /// A stored variant.
     async fn variant(&self, key: &VariantKey) -> Result<Option<VariantRecord>>;
 

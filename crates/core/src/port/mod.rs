@@ -15,7 +15,11 @@ pub mod lock;
 pub mod metadata;
 pub mod placement;
 
-pub use blob::{BlobKey, BlobRead, BlobStore, ByteRange};
+pub use blob::{
+    BlobEntry, BlobKey, BlobPage, BlobRead, BlobStat, BlobStore, ByteRange, MAX_LIST_PAGE,
+    MAX_PARTS, MultipartUpload, ORIGINALS_PREFIX, PartTag, PendingUpload, STAGING_PREFIX,
+    VARIANTS_PREFIX,
+};
 pub use imaging::{Imaging, IngestLimits, Inspection, JobControl, Rendered, SourceFacts};
 pub use limit::{Rate, RateDecision, RateLimiter};
 pub use lock::{LockGuard, LockManager};

@@ -3,6 +3,7 @@
 //! nothing behind; a crash leaves files that [`sweep`] removes at the next start.
 
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use tokio::io::AsyncWriteExt;
 
@@ -58,6 +59,38 @@ impl Drop for StagedFile {
         // The store moves the file away on success, so NotFound here is the normal case.
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// The files in `dir` last written before `cutoff`, the leftovers of a process that died there
+/// while another may be writing new files beside them; removed when `remove` is set.
+pub fn leftovers(dir: &Path, cutoff: SystemTime, remove: bool) -> Result<Vec<PathBuf>> {
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    let mut found = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if gone(&e) => return Ok(found),
+        Err(e) => return Err(e.into()),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if !meta.is_file() || meta.modified()? >= cutoff {
+            continue;
+        }
+        if remove {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {}
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        found.push(entry.path());
+    }
+    Ok(found)
 }
 
 /// Removes every file left in the staging folder by a previous process; returns how many.

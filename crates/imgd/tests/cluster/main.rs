@@ -10,6 +10,7 @@ mod fixtures;
 #[path = "../shared/postgres.rs"]
 mod postgres;
 
+use imgd_core::service::gc::{GcOptions, Quiet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -762,13 +763,14 @@ async fn with_redis_down_no_acknowledged_upload_is_lost_to_a_racing_delete_and_g
             done.store(true, Ordering::SeqCst);
             outcome
         };
+        let collect_only = GcOptions::collect_only(Duration::ZERO);
         let collecting = async {
             tokio::time::sleep(delays[2]).await;
             let backends = backends.clone();
             let cli = tokio::task::spawn_blocking(move || gc_cli(&backends));
             let (mut removed, mut passes) = (0, 0);
             loop {
-                removed += gc.run(Duration::ZERO, false, &never).await.unwrap().removed;
+                removed += gc.run(&collect_only, &Quiet, &never).await.unwrap().removed;
                 passes += 1;
                 if done.load(Ordering::SeqCst) {
                     return (cli.await.unwrap(), removed, passes);

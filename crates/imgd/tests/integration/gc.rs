@@ -7,6 +7,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use imgd_core::service::gc::{GcOptions, Quiet};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -247,7 +248,11 @@ async fn no_acknowledged_upload_is_lost_to_a_racing_delete_and_gc_across_two_nod
             jitter(delays[2]).await;
             let (mut removed, mut passes) = (0, 0);
             loop {
-                removed += gc.run(Duration::ZERO, false, &never).await.unwrap().removed;
+                removed += gc
+                    .run(&GcOptions::collect_only(Duration::ZERO), &Quiet, &never)
+                    .await
+                    .unwrap()
+                    .removed;
                 passes += 1;
                 if done.load(Ordering::SeqCst) {
                     return (removed, passes);
@@ -279,7 +284,11 @@ async fn no_acknowledged_upload_is_lost_to_a_racing_delete_and_gc_across_two_nod
         );
     }
     // A collection after the race never takes the survivor.
-    collected += gc.run(Duration::ZERO, false, &never).await.unwrap().removed;
+    collected += gc
+        .run(&GcOptions::collect_only(Duration::ZERO), &Quiet, &never)
+        .await
+        .unwrap()
+        .removed;
     if let Some(id) = &keep {
         let other = if rounds % 2 == 0 { &one } else { &two };
         readable(rounds, id, if rounds % 2 == 0 { &two } else { &one }, other).await;

@@ -15,10 +15,20 @@
 //! `claim_ttl`. A collector spends at most half of that on one blob's store deletes, so no one
 //! takes its claim over (and lets a new upload of the bytes in) while it may still delete.
 //!
-//! Not here: bytes in the store without any row (none are made by this protocol) and variant
-//! rows of live blobs.
+//! Around the protocol, the leftovers it cannot see:
+//!
+//! - [`scan`]: bytes in the store without a row (a restored database, a render that wrote a
+//!   variant while its source was being collected) are adopted as unreferenced rows, so the
+//!   rule above removes them after the grace period, and never races an upload.
+//! - [`leftovers`]: temp and staging files a crash left, and multipart uploads nobody finished.
+//!
+//! Not here: variant rows of live blobs (they go with their source).
+
+mod leftovers;
+mod scan;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -61,6 +71,11 @@ fn millis(d: Duration) -> i64 {
 pub struct GcReport {
     pub dry_run: bool,
     pub grace_secs: u64,
+    /// Store keys the scan listed (0 when the run did not scan the store).
+    pub scanned: u64,
+    /// Blobs found in the store without a row, now recorded as unreferenced so that the rule
+    /// below collects them (for a dry run: found, and older than the grace period).
+    pub unrecorded: u64,
     /// Blobs the rule allowed when listed (for a dry run, what a run would try to remove).
     pub candidates: u64,
     /// Their bytes.
@@ -71,66 +86,214 @@ pub struct GcReport {
     pub removed_bytes: u64,
     /// Candidates an upload (or another collector) took first.
     pub skipped: u64,
+    /// Temp and staging files (and unfinished upload folders) older than the grace period that
+    /// a crash left; removed unless a dry run.
+    pub stray_files: u64,
+    /// Multipart uploads started longer than the upload lifetime ago; aborted unless a dry run.
+    pub stale_uploads: u64,
     /// Blobs that failed; a later run finishes them.
     pub errors: u64,
     /// True when the run stopped early because the server is draining.
     pub stopped: bool,
+    /// For a dry run, what a run would remove (the first [`MAX_LISTED`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would_remove: Vec<GcItem>,
+    /// True when `would_remove` was cut at [`MAX_LISTED`].
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub would_remove_truncated: bool,
 }
 
-/// Removes unreferenced blobs.
+/// How many items a dry run lists.
+pub const MAX_LISTED: usize = 10_000;
+
+/// One thing a dry run would remove.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GcItem {
+    /// `orphan` (a blob no image refers to), `unrecorded` (store bytes without a row),
+    /// `stray_file` or `stale_upload`.
+    pub kind: &'static str,
+    /// A content hash, a store key, a path, or an upload's key.
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+}
+
+impl GcReport {
+    fn would_remove(&mut self, kind: &'static str, name: String, bytes: Option<u64>) {
+        if self.would_remove.len() < MAX_LISTED {
+            self.would_remove.push(GcItem { kind, name, bytes });
+        } else {
+            self.would_remove_truncated = true;
+        }
+    }
+}
+
+/// What a run does besides collecting orphan rows.
+#[derive(Clone, Debug)]
+pub struct GcOptions {
+    /// How long a blob must have been unreferenced (and a stray file untouched) to go.
+    pub grace: Duration,
+    /// Count and list; remove nothing.
+    pub dry_run: bool,
+    /// Walk the whole store for bytes without rows (a listing of every key: daily, not every
+    /// pass, on a large bucket).
+    pub scan_store: bool,
+    /// Collect the rows the orphan rule allows (and so the bytes the scan adopted).
+    pub collect: bool,
+    /// Sweep stray temp files (the store's and the node's staging folders).
+    pub sweep_files: bool,
+    /// Abort multipart uploads older than this; `None` leaves them.
+    pub upload_ttl: Option<Duration>,
+}
+
+impl GcOptions {
+    /// The orphan rule alone, nothing listed or swept: what an upload's retry or a test racing
+    /// uploads against collectors runs.
+    pub fn collect_only(grace: Duration) -> Self {
+        GcOptions {
+            grace,
+            dry_run: false,
+            scan_store: false,
+            collect: true,
+            sweep_files: false,
+            upload_ttl: None,
+        }
+    }
+}
+
+/// Told how a run advances, for a progress bar on a terminal.
+pub trait Progress: Send + Sync {
+    /// A stage begins (`scan`, `collect`, `sweep`, `uploads`).
+    fn stage(&self, name: &'static str);
+    /// `n` more items of the current stage are done.
+    fn advance(&self, n: u64);
+}
+
+/// No progress shown (the server's job).
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn stage(&self, _name: &'static str) {}
+    fn advance(&self, _n: u64) {}
+}
+
+/// Removes unreferenced blobs, and the leftovers of crashes.
 pub struct GcService {
     repo: Arc<dyn MetadataRepo>,
     blobs: Arc<dyn BlobStore>,
     timings: CollectTimings,
+    /// Node-local folders of staging files (the ingest's), swept by age.
+    scratch: Vec<PathBuf>,
 }
 
 impl GcService {
-    /// A collector over the records and the store.
+    /// A collector over the records and the store; `scratch` are this node's staging folders.
     pub fn new(
         repo: Arc<dyn MetadataRepo>,
         blobs: Arc<dyn BlobStore>,
         timings: CollectTimings,
+        scratch: Vec<PathBuf>,
     ) -> Self {
         GcService {
             repo,
             blobs,
             timings,
+            scratch,
         }
     }
 
-    /// One pass over the blobs unreferenced for at least `grace`: each is claimed, removed and
-    /// forgotten (or, for a dry run, only counted). Stops between blobs once `stop` is set.
-    pub async fn run(&self, grace: Duration, dry_run: bool, stop: &AtomicBool) -> Result<GcReport> {
+    /// One run: the store scan (if asked), the collection of orphans, stray files and stale
+    /// uploads (if asked). Stops between items once `stop` is set.
+    pub async fn run(
+        &self,
+        options: &GcOptions,
+        progress: &dyn Progress,
+        stop: &AtomicBool,
+    ) -> Result<GcReport> {
         metrics::counter!("imgd_gc_runs_total").increment(1);
+        let mut report = GcReport {
+            dry_run: options.dry_run,
+            grace_secs: options.grace.as_secs(),
+            ..GcReport::default()
+        };
+        let result = self.stages(options, progress, stop, &mut report).await;
+        if result.is_err() {
+            metrics::counter!("imgd_gc_errors_total").increment(1);
+        }
+        result?;
+        if report.removed > 0 || report.errors > 0 || report.stray_files > 0 {
+            tracing::info!(
+                removed = report.removed,
+                bytes = report.removed_bytes,
+                unrecorded = report.unrecorded,
+                stray_files = report.stray_files,
+                stale_uploads = report.stale_uploads,
+                errors = report.errors,
+                dry_run = report.dry_run,
+                "collection run"
+            );
+        }
+        Ok(report)
+    }
+
+    async fn stages(
+        &self,
+        options: &GcOptions,
+        progress: &dyn Progress,
+        stop: &AtomicBool,
+        report: &mut GcReport,
+    ) -> Result<()> {
         let now = now_millis();
+        if options.scan_store {
+            progress.stage("scan");
+            scan::adopt_unrecorded(self, options, now, progress, stop, report).await?;
+        }
+        if options.collect && !report.stopped {
+            progress.stage("collect");
+            self.collect_orphans(options, now, progress, stop, report)
+                .await?;
+        }
+        if options.sweep_files && !report.stopped {
+            progress.stage("sweep");
+            leftovers::sweep_files(self, options, report).await?;
+        }
+        if let Some(ttl) = options.upload_ttl.filter(|_| !report.stopped) {
+            progress.stage("uploads");
+            leftovers::abort_stale_uploads(self, ttl, options.dry_run, report).await?;
+        }
+        Ok(())
+    }
+
+    /// Claims and removes each blob the rule allows (for a dry run, lists them).
+    async fn collect_orphans(
+        &self,
+        options: &GcOptions,
+        now: i64,
+        progress: &dyn Progress,
+        stop: &AtomicBool,
+        report: &mut GcReport,
+    ) -> Result<()> {
         let rule = ClaimRule {
             now,
-            orphaned_before: now.saturating_sub(millis(grace)),
+            orphaned_before: now.saturating_sub(millis(options.grace)),
             never_referenced: false,
             stale_claim_before: now.saturating_sub(millis(self.timings.claim_ttl)),
         };
-        let mut report = GcReport {
-            dry_run,
-            grace_secs: grace.as_secs(),
-            ..GcReport::default()
-        };
         let mut after: Option<ContentHash> = None;
         loop {
-            let page = self
-                .repo
-                .orphans(&rule, after.as_ref(), BATCH)
-                .await
-                .inspect_err(|_| metrics::counter!("imgd_gc_errors_total").increment(1))?;
+            let page = self.repo.orphans(&rule, after.as_ref(), BATCH).await?;
             let full = page.len() == BATCH as usize;
             after = page.last().map(|o| o.hash.clone());
             for orphan in page {
                 if stop.load(Ordering::SeqCst) {
                     report.stopped = true;
-                    return Ok(report);
+                    return Ok(());
                 }
+                progress.advance(1);
                 report.candidates += 1;
                 report.candidate_bytes += orphan.size;
-                if dry_run {
+                if options.dry_run {
+                    report.would_remove("orphan", orphan.hash.to_string(), Some(orphan.size));
                     continue;
                 }
                 match collect(&*self.repo, &*self.blobs, &orphan.hash, &rule, self.timings).await {
@@ -147,18 +310,9 @@ impl GcService {
                 }
             }
             if !full {
-                break;
+                return Ok(());
             }
         }
-        if report.removed > 0 || report.errors > 0 {
-            tracing::info!(
-                removed = report.removed,
-                bytes = report.removed_bytes,
-                errors = report.errors,
-                "collected unreferenced blobs"
-            );
-        }
-        Ok(report)
     }
 }
 
