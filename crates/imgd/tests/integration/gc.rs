@@ -20,12 +20,18 @@ fn database_url(data_dir: &Path) -> Option<String> {
 
 /// Runs `imgd gc` over the server's data dir and database; returns its JSON summary.
 fn gc_cli(data_dir: &Path, args: &[&str]) -> Value {
+    gc_cli_with(data_dir, args, &[])
+}
+
+/// `imgd gc` with extra settings.
+fn gc_cli_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Value {
     let mut command = Command::new(env!("CARGO_BIN_EXE_imgd"));
     command
         .arg("gc")
         .args(args)
         .env("IMGD_DATA_DIR", data_dir)
-        .env("IMGD_LOG", "warn");
+        .env("IMGD_LOG", "warn")
+        .envs(env.iter().copied());
     if let Some(url) = database_url(data_dir) {
         command
             .env("IMGD_DATABASE_URL", url)
@@ -248,11 +254,13 @@ async fn no_acknowledged_upload_is_lost_to_a_racing_delete_and_gc_across_two_nod
             jitter(delays[2]).await;
             let (mut removed, mut passes) = (0, 0);
             loop {
-                removed += gc
-                    .run(&GcOptions::collect_only(Duration::ZERO), &Quiet, &never)
-                    .await
-                    .unwrap()
-                    .removed;
+                // Every other pass also lists the store and adopts bytes without a row: the
+                // scan must never take bytes an upload is about to reference.
+                let options = GcOptions {
+                    scan_store: passes % 2 == 1,
+                    ..GcOptions::collect_only(Duration::ZERO)
+                };
+                removed += gc.run(&options, &Quiet, &never).await.unwrap().removed;
                 passes += 1;
                 if done.load(Ordering::SeqCst) {
                     return (removed, passes);
@@ -302,5 +310,214 @@ async fn no_acknowledged_upload_is_lost_to_a_racing_delete_and_gc_across_two_nod
     assert!(
         collected > 0,
         "the collector never got in: the race was not exercised"
+    );
+}
+
+/// The items of a dry run's list of one kind.
+fn listed(report: &Value, kind: &str) -> Vec<String> {
+    report["would_remove"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter(|i| i["kind"] == kind)
+                .map(|i| i["name"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn bytes_without_a_record_and_abandoned_uploads_go_after_the_grace_period() {
+    let server = TestServer::start_with(&[("IMGD_GC__INTERVAL_SECS", "0")]).await;
+    let kept_bytes = fixtures::png(30, 20);
+    let kept = server.upload_ok(kept_bytes.clone()).await;
+    let lost = server.upload_ok(fixtures::jpeg(40, 30)).await;
+    assert_eq!(server.get(&format!("/i/{lost}/w=10")).await.status(), 200);
+    assert_eq!(server.get(&format!("/i/{kept}/w=12")).await.status(), 200);
+    let lost_hash = server
+        .api_json(Method::GET, &format!("/images/{lost}"))
+        .await["hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A store restored from a backup older than the database: bytes come back whose rows the
+    // database no longer has (the image was deleted and collected since).
+    let saved: Vec<(std::path::PathBuf, Vec<u8>)> = server
+        .files_under("blobs")
+        .into_iter()
+        .chain(server.files_under("variants"))
+        .filter(|p| p.to_string_lossy().contains(&lost_hash))
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    assert_eq!(saved.len(), 2, "the original and its variant");
+    assert_eq!(delete(&server, &lost).await, 204);
+    assert_eq!(
+        gc_cli(&server.data_dir, &["--grace-secs", "0"])["removed"],
+        1
+    );
+    for (path, bytes) in &saved {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    // A multipart upload nobody finished, made through the store as the next process finds it.
+    let store = imgd_blob::LocalBlobStore::open(&server.data_dir).unwrap();
+    let upload = {
+        use imgd_core::port::BlobStore;
+        let upload = store
+            .create_multipart(&imgd_core::port::BlobKey::staging("abandoned").unwrap())
+            .await
+            .unwrap();
+        store
+            .put_part(&upload, 1, bytes::Bytes::from_static(b"half a photo"))
+            .await
+            .unwrap();
+        upload
+    };
+
+    // Within the grace period and the upload lifetime nothing goes.
+    let graced = gc_cli(&server.data_dir, &[]);
+    assert_eq!(
+        (graced["scanned"].as_u64(), graced["unrecorded"].as_u64()),
+        (Some(4), Some(0)),
+        "{graced}"
+    );
+    assert_eq!(graced["stale_uploads"], 0);
+
+    // Past them, a dry run lists each leftover once and removes nothing.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let short = [("IMGD_GC__UPLOAD_TTL_SECS", "1")];
+    let dry = gc_cli_with(
+        &server.data_dir,
+        &["--dry-run", "--grace-secs", "0"],
+        &short,
+    );
+    assert_eq!(
+        dry["unrecorded"], 1,
+        "one source, found by its original and its variant: {dry}"
+    );
+    assert_eq!(listed(&dry, "unrecorded").len(), 1);
+    assert_eq!(
+        listed(&dry, "stale_upload"),
+        vec!["staging/abandoned".to_owned()]
+    );
+    assert_eq!(dry["stale_uploads"], 1);
+    assert_eq!(server.files_under("blobs").len(), 2);
+
+    // The run adopts the bytes and collects them by the one rule; the upload is aborted.
+    let run = gc_cli_with(&server.data_dir, &["--grace-secs", "0"], &short);
+    assert_eq!(
+        (
+            run["unrecorded"].as_u64(),
+            run["removed"].as_u64(),
+            run["stale_uploads"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "{run}"
+    );
+    assert_eq!(run["errors"], 0);
+    for (path, _) in &saved {
+        assert!(!path.exists(), "{} is gone", path.display());
+    }
+    {
+        use imgd_core::port::BlobStore;
+        assert!(store.pending_multipart().await.unwrap().is_empty());
+        assert!(
+            store
+                .put_part(&upload, 2, bytes::Bytes::new())
+                .await
+                .is_err()
+        );
+    }
+    // What is referenced stays, variants included, and a second run finds nothing.
+    assert_eq!(original(&server, &kept).await, Some(kept_bytes));
+    assert_eq!(server.files_under("variants").len(), 1);
+    let again = gc_cli_with(&server.data_dir, &["--grace-secs", "0"], &short);
+    assert_eq!(
+        (again["unrecorded"].as_u64(), again["removed"].as_u64()),
+        (Some(0), Some(0)),
+        "{again}"
+    );
+}
+
+/// The same leftovers on the real S3 server: bytes under the store's prefix without a row, and a
+/// multipart upload abandoned there, found and removed by `imgd gc` alone.
+#[tokio::test]
+async fn on_s3_unrecorded_bytes_and_abandoned_multipart_uploads_go() {
+    let Ok(endpoint) = std::env::var("IMGD_TEST_S3_ENDPOINT") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set IMGD_TEST_S3_ENDPOINT"
+        );
+        eprintln!("SKIPPED: IMGD_TEST_S3_ENDPOINT is not set");
+        return;
+    };
+    use imgd_core::port::{BlobKey, BlobStore};
+    let bucket = std::env::var("IMGD_TEST_S3_BUCKET").unwrap_or_else(|_| "imgd-test".into());
+    let run = imgd_core::id::ImageId::generate();
+    let url = format!("s3://{bucket}/gc-{run}");
+    let mut settings = imgd_blob::S3Settings::from_url(&url).unwrap();
+    settings.endpoint = Some(endpoint.clone());
+    settings.path_style = true;
+    settings.access_key_id = std::env::var("AWS_ACCESS_KEY_ID").ok();
+    settings.secret_access_key = std::env::var("AWS_SECRET_ACCESS_KEY").ok();
+    let store = imgd_blob::S3BlobStore::new(&settings).unwrap();
+
+    let content = format!("bytes nobody recorded {run}").into_bytes();
+    let hash = imgd_core::id::ContentHash::of(&content);
+    let key = BlobKey::original(&hash);
+    store.put_bytes(&key, content.into()).await.unwrap();
+    let abandoned = store
+        .create_multipart(&BlobKey::staging("abandoned").unwrap())
+        .await
+        .unwrap();
+    store
+        .put_part(&abandoned, 1, bytes::Bytes::from_static(b"part"))
+        .await
+        .unwrap();
+    // Marker times have one-second resolution.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("IMGD_STORE", url.as_str()),
+        ("IMGD_S3_ENDPOINT", endpoint.as_str()),
+        ("IMGD_S3_PATH_STYLE", "true"),
+        ("IMGD_GC__UPLOAD_TTL_SECS", "1"),
+    ];
+    let dry = gc_cli_with(dir.path(), &["--dry-run", "--grace-secs", "0"], &env);
+    assert_eq!(
+        listed(&dry, "unrecorded"),
+        vec![key.as_str().to_owned()],
+        "{dry}"
+    );
+    assert_eq!(
+        listed(&dry, "stale_upload"),
+        vec!["staging/abandoned".to_owned()]
+    );
+    assert!(store.stat(&key).await.unwrap().is_some());
+
+    let done = gc_cli_with(dir.path(), &["--grace-secs", "0"], &env);
+    assert_eq!(
+        (
+            done["unrecorded"].as_u64(),
+            done["removed"].as_u64(),
+            done["stale_uploads"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "{done}"
+    );
+    assert!(store.stat(&key).await.unwrap().is_none());
+    assert!(
+        !store
+            .pending_multipart()
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.upload == abandoned)
     );
 }

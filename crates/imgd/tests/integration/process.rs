@@ -265,6 +265,43 @@ async fn a_crash_mid_upload_leaves_no_image_and_the_leftover_is_swept() {
     );
     drop(tx);
 
+    // `imgd gc` finds it without a restart: listed by a dry run, removed by a run.
+    let gc = |args: &[&str]| -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_imgd"))
+            .arg("gc")
+            .args(args)
+            .env("IMGD_DATA_DIR", dir.path())
+            .env("IMGD_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let graced = gc(&[]);
+    assert_eq!(
+        graced["stray_files"], 0,
+        "young files wait for the grace period"
+    );
+    let dry = gc(&["--dry-run", "--grace-secs", "0"]);
+    assert_eq!(dry["stray_files"], 1, "{dry}");
+    assert_eq!(dry["would_remove"][0]["kind"], "stray_file");
+    assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 1);
+    let swept = gc(&["--grace-secs", "0"]);
+    assert_eq!(
+        (swept["stray_files"].as_u64(), swept["errors"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(
+        std::fs::read_dir(&staging).unwrap().count(),
+        0,
+        "removed by gc"
+    );
+    std::fs::write(staging.join("upload-left-again.part"), b"half").unwrap();
+
     let restarted = Process::spawn(dir.path(), &[], &[("IMGD_ADMIN_KEY", ADMIN_KEY)]);
     assert_eq!(
         std::fs::read_dir(&staging).unwrap().count(),

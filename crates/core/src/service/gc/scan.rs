@@ -34,6 +34,9 @@ pub(super) async fn adopt_unrecorded(
     report: &mut GcReport,
 ) -> Result<()> {
     let cutoff = now.saturating_sub(millis(options.grace));
+    // A source found by its original and again by its variants is one blob (a dry run adopts
+    // nothing, so the second sighting would find no row either).
+    let mut counted: HashSet<ContentHash> = HashSet::new();
     for prefix in [ORIGINALS_PREFIX, VARIANTS_PREFIX] {
         let mut after: Option<String> = None;
         loop {
@@ -75,6 +78,9 @@ pub(super) async fn adopt_unrecorded(
                 _ => HashSet::new(),
             };
             for (hash, f) in found.into_iter().filter(|(h, _)| !recorded.contains(h)) {
+                if !counted.insert(hash.clone()) {
+                    continue;
+                }
                 report.unrecorded += 1;
                 if options.dry_run {
                     report.would_remove("unrecorded", f.key, Some(f.size));
