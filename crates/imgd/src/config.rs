@@ -280,6 +280,18 @@ impl Config {
                 .strip_prefix("IMGD_")
                 .and_then(|rest| rest.split_once("__"))
             {
+                // One variable per option: a second spelling of an option that has a named
+                // variable would make the winner depend on the environment's order.
+                let (section_lc, key_lc) = (section.to_lowercase(), key.to_lowercase());
+                if let Some((named, _, _)) = ENV_OPTIONS
+                    .iter()
+                    .find(|(_, s, k)| *s == section_lc && *k == key_lc)
+                {
+                    bail!(
+                        "{name}: {section_lc}.{key_lc} is set by {named} in the environment; \
+                         each option has one variable"
+                    );
+                }
                 set(
                     &mut table,
                     &section.to_lowercase(),
@@ -673,7 +685,7 @@ mod tests {
             ("IMGD_STORE", "s3://images/prod?region=eu-west-1"),
             ("IMGD_S3_PATH_STYLE", "true"),
             ("IMGD_RENDER__WORKERS", "3"),
-            ("IMGD_LOG__FORMAT", "text"),
+            ("IMGD_LOG_FORMAT", "text"),
             ("IMGD_PRESETS__CARD", "w=1200,h=630,fit=cover"),
         ]);
         let config = Config::load(&Overrides::default(), given).unwrap();
@@ -702,6 +714,10 @@ mod tests {
         assert!(timings.pin_ttl > timings.pin_wait);
         let set = |k: &str, v: &str| Config::load(&Overrides::default(), env(&[(k, v)]));
         assert_eq!(set("IMGD_GC__GRACE_SECS", "0").unwrap().gc.grace_secs, 0);
+        // One variable per option: the long spelling of a named one is refused, naming it.
+        let twice = set("IMGD_SERVER__LISTEN", "127.0.0.1:1").unwrap_err();
+        assert!(format!("{twice:#}").contains("IMGD_LISTEN"), "{twice:#}");
+        assert!(set("IMGD_STORAGE__S3_ENDPOINT", "http://x").is_err());
         assert!(set("IMGD_GC__PIN_TTL_SECS", "0").is_err());
         assert!(set("IMGD_GC__CLAIM_TTL_SECS", "1").is_err());
     }
