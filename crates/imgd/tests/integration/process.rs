@@ -571,3 +571,88 @@ async fn config_output_masks_every_secret() {
     );
     assert!(!stdout.contains("7072696e7465642d"), "the KEK was printed");
 }
+
+/// SIGKILL in the middle of a render leaves nothing that breaks later and nothing `imgd gc`
+/// must take that is still referenced: the next process serves the original and renders the
+/// variant, and a collection with no grace period removes nothing (what a kill can leave, a
+/// temp file of the store, goes as a stray file).
+#[tokio::test]
+async fn a_crash_mid_render_leaves_nothing_referenced_to_collect() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("IMGD_ADMIN_KEY", ADMIN_KEY),
+        ("IMGD_RENDER__WORKERS", "1"),
+        ("IMGD_LIMITS__MEMORY_BUDGET_MB", "2048"),
+    ];
+    let mut server = Process::spawn(dir.path(), &[], &env);
+    let source = fixtures::jpeg(3000, 2000);
+    let client = reqwest::Client::new();
+    let uploaded: serde_json::Value = client
+        .post(format!("{}/v1/images", server.base))
+        .bearer_auth(ADMIN_KEY)
+        .body(source.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = uploaded["id"].as_str().unwrap().to_owned();
+    let variant = format!("/i/{id}/w=2800,blur=40,f=webp");
+    let pending = tokio::spawn(client.get(format!("{}{variant}", server.base)).send());
+    // Killed once the render is using CPU.
+    let pid = server.child.id();
+    let from = cpu_seconds(pid);
+    let started = Instant::now();
+    while cpu_seconds(pid) - from < 0.3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the render never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.signal("KILL");
+    server.wait_exit(Duration::from_secs(10));
+    assert!(
+        pending.await.unwrap().is_err(),
+        "the client saw the connection die"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_imgd"))
+        .args(["gc", "--grace-secs", "0"])
+        .env("IMGD_DATA_DIR", dir.path())
+        .env("IMGD_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            report["unrecorded"].as_u64(),
+            report["removed"].as_u64(),
+            report["errors"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0)),
+        "{report}"
+    );
+
+    let restarted = Process::spawn(dir.path(), &[], &env);
+    let original = client
+        .get(format!("{}/i/{id}", restarted.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(original.status(), 200);
+    assert_eq!(original.bytes().await.unwrap().to_vec(), source);
+    let rendered = client
+        .get(format!("{}{variant}", restarted.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rendered.status(), 200);
+    assert_eq!(rendered.headers()["content-type"], "image/webp");
+}
