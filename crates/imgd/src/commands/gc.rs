@@ -53,8 +53,9 @@ impl Bar {
 
 impl Progress for Bar {
     fn stage(&self, name: &'static str) {
-        self.0.set_prefix(name);
+        // The count first: a draw between the two would show the last stage's count.
         self.0.set_position(0);
+        self.0.set_prefix(name);
     }
 
     fn advance(&self, n: u64) {
