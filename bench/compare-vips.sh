@@ -5,6 +5,7 @@
 #
 #   bench/compare-vips.sh               # default build (pure-Rust JPEG decoder)
 #   FEATURES=turbojpeg bench/compare-vips.sh   # libjpeg-turbo build (needs cmake and nasm)
+#   IMGD_BIN=/tmp/imgd-before bench/compare-vips.sh   # another build (before/after a change)
 #
 # Needs: vipsthumbnail (Debian: libvips-tools), GNU time (/usr/bin/time).
 set -euo pipefail
@@ -17,10 +18,10 @@ JOBS=${JOBS:-1}
 
 feature_flag=()
 [ -n "$FEATURES" ] && feature_flag=(--features "$FEATURES")
-cargo build --release -q -p imgd "${feature_flag[@]}"
+IMGD=${IMGD_BIN:-target/release/imgd}
+[ "$IMGD" = target/release/imgd ] && cargo build --release -q -p imgd "${feature_flag[@]}"
 cargo build --release -q -p imgd-imaging --example bench_images
 [ -f "$WORK/in/photo09.png" ] || target/release/examples/bench_images "$WORK/in" 10
-IMGD=target/release/imgd
 
 # Prints "wall_seconds peak_kib user_seconds system_seconds" for one run of the command.
 measure() {

@@ -196,6 +196,11 @@ impl BlobStore for LocalBlobStore {
     }
 
     async fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<BlobPage> {
+        if prefix.split('/').any(|part| part == "..") {
+            return Err(Error::internal(format!(
+                "refusing to list prefix {prefix:?}"
+            )));
+        }
         let root = self.root.clone();
         let folder = folder(prefix);
         let after = after.map(str::to_owned);

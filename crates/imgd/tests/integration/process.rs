@@ -281,10 +281,28 @@ async fn a_crash_mid_upload_leaves_no_image_and_the_leftover_is_swept() {
         );
         serde_json::from_slice(&out.stdout).unwrap()
     };
+    let young = gc(&["--grace-secs", "0"]);
+    assert_eq!(
+        young["stray_files"], 0,
+        "a file touched minutes ago may be a live upload's, whatever the grace"
+    );
+    // Aged past the least age of a leftover, as a file half an hour after the crash is.
+    let partial = std::fs::read_dir(&staging)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let aged = Command::new("touch")
+        .args(["-d", "30 minutes ago"])
+        .arg(&partial)
+        .status()
+        .unwrap();
+    assert!(aged.success());
     let graced = gc(&[]);
     assert_eq!(
         graced["stray_files"], 0,
-        "young files wait for the grace period"
+        "half an hour is within the default grace period of an hour"
     );
     let dry = gc(&["--dry-run", "--grace-secs", "0"]);
     assert_eq!(dry["stray_files"], 1, "{dry}");

@@ -1,8 +1,8 @@
 //! What crashes leave outside the database: temp files of interrupted writes (the store's own
 //! and this node's upload staging), and multipart uploads that nobody completed or aborted.
-//! Both are judged by age alone: a file untouched for the grace period belongs to no live
-//! upload (staging files are written continuously until committed), and an upload older than
-//! the upload lifetime is past any client's resumption.
+//! Both are judged by age alone: a file untouched for the grace period, and for at least
+//! [`MIN_STRAY_AGE`], belongs to no live upload, and an upload older than the upload lifetime is
+//! past any client's resumption.
 
 use std::time::{Duration, SystemTime};
 
@@ -10,13 +10,21 @@ use super::{GcOptions, GcReport, GcService};
 use crate::service::staging;
 use crate::{Error, Result};
 
-/// Removes (for a dry run, lists) temp files untouched for the grace period.
+/// The least time a temp file must be untouched to be a leftover, whatever the grace period: a
+/// live upload writes its staging file at least every `server.body_timeout_secs` (30 s) or is
+/// cut off, then holds it through inspection and the store write (bounded by the render and pin
+/// timeouts), so ten minutes is far beyond any file still in use; a grace of 0 must not pull a
+/// file from under an upload in flight.
+pub const MIN_STRAY_AGE: Duration = Duration::from_secs(600);
+
+/// Removes (for a dry run, lists) temp files untouched for the grace period (and
+/// [`MIN_STRAY_AGE`]).
 pub(super) async fn sweep_files(
     gc: &GcService,
     options: &GcOptions,
     report: &mut GcReport,
 ) -> Result<()> {
-    let cutoff = SystemTime::now() - options.grace;
+    let cutoff = SystemTime::now() - options.grace.max(MIN_STRAY_AGE);
     let remove = !options.dry_run;
     let mut found = gc.blobs.leftovers(cutoff, remove).await?;
     let scratch = gc.scratch.clone();

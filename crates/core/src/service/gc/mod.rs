@@ -24,7 +24,7 @@
 //!
 //! Not here: variant rows of live blobs (they go with their source).
 
-mod leftovers;
+pub mod leftovers;
 mod scan;
 
 use std::future::Future;
@@ -86,8 +86,8 @@ pub struct GcReport {
     pub removed_bytes: u64,
     /// Candidates an upload (or another collector) took first.
     pub skipped: u64,
-    /// Temp and staging files (and unfinished upload folders) older than the grace period that
-    /// a crash left; removed unless a dry run.
+    /// Temp and staging files (and unfinished upload folders) that a crash left, untouched for
+    /// the grace period and at least [`leftovers::MIN_STRAY_AGE`]; removed unless a dry run.
     pub stray_files: u64,
     /// Multipart uploads started longer than the upload lifetime ago; aborted unless a dry run.
     pub stale_uploads: u64,
