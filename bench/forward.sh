@@ -70,6 +70,9 @@ to_us() { awk '{v = $1; if (v ~ /us$/) {sub(/us/, "", v); print v} else if (v ~ 
 median() { sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
 
 echo "owner $OWNER; variant $OPTS ($BYTES bytes, in the owner's memory cache); wrk -d$DURATION on one core, median of $ROUNDS alternating rounds"
+echo
+echo "| wrk connections | owner direct | via non-owner | p50 latency ratio | throughput ratio |"
+echo "|---|---|---|---|---|"
 for CONNS in 1 16; do
   direct_rps=(); via_rps=(); direct_p50=(); via_p50=()
   for _ in $(seq "$ROUNDS"); do
@@ -78,6 +81,6 @@ for CONNS in 1 16; do
   done
   d_rps=$(printf '%s\n' "${direct_rps[@]}" | median); v_rps=$(printf '%s\n' "${via_rps[@]}" | median)
   d_p50=$(printf '%s\n' "${direct_p50[@]}" | median); v_p50=$(printf '%s\n' "${via_p50[@]}" | median)
-  printf 'c=%-3s owner direct: %9.0f req/s, p50 %7.0f us | via non-owner: %9.0f req/s, p50 %7.0f us | latency ratio %.2fx, throughput ratio %.2fx\n' \
+  printf '| %s | %.0f req/s, p50 %.0f us | %.0f req/s, p50 %.0f us | %.2fx | %.2fx |\n' \
     "$CONNS" "$d_rps" "$d_p50" "$v_rps" "$v_p50" "$(echo "$v_p50 $d_p50" | awk '{print $1 / $2}')" "$(echo "$v_rps $d_rps" | awk '{print $1 / $2}')"
 done

@@ -5,6 +5,7 @@
 #
 #   bench/load.sh                 DURATION=5s CONNS=32 ROUNDS=3 by default
 #   IMGD_BIN=/tmp/imgd-before bench/load.sh    another build, same run conditions
+#   MIN_RATIO=0.6 bench/load.sh   fails when the 5 KB variant serves under 0.6x nginx (CI's guard)
 #
 # Needs: nginx (Debian: nginx-light), wrk, curl, taskset.
 set -euo pipefail
@@ -14,6 +15,9 @@ DURATION=${DURATION:-5s}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-32}
 WORK=$(mktemp -d)
+# nginx's workers run as an unprivileged user: mktemp's 0700 would make every nginx answer a
+# 153-byte 403 (which is what this script measured until it checked the bytes, below).
+chmod 755 "$WORK"
 IMGD_PORT=${IMGD_PORT:-18181}
 NGINX_PORT=${NGINX_PORT:-18182}
 
@@ -62,19 +66,36 @@ median() { sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
 
 echo "one core each; wrk -t1 -c$CONNS -d$DURATION, median of $ROUNDS alternating rounds; $(nginx -v 2>&1)"
 echo
-echo "| cached variant | size | imgd req/s | nginx req/s | ratio |"
+echo "| cached | size | imgd req/s | nginx req/s | ratio |"
 echo "|---|---|---|---|---|"
-for options in "w=400,f=jpeg,q=80" "w=1600,f=jpeg,q=80"; do
-  url="http://127.0.0.1:$IMGD_PORT/i/$ID/$options"
-  curl -fs "$url" -o "$WORK/www/$options.jpg"    # renders and caches it
-  size=$(stat -c %s "$WORK/www/$options.jpg")
+# Each row: what the table calls it, the imgd path under /i/$ID, and nginx's copy of its bytes.
+cp "$WORK/in/photo00.jpg" "$WORK/www/original.jpg"
+first_ratio=""
+for row in "w=400,f=jpeg,q=80|/w=400,f=jpeg,q=80|w=400.jpg" "w=1600,f=jpeg,q=80|/w=1600,f=jpeg,q=80|w=1600.jpg" \
+  "original||original.jpg"; do
+  IFS='|' read -r label path file <<<"$row"
+  url="http://127.0.0.1:$IMGD_PORT/i/$ID$path"
+  [ -f "$WORK/www/$file" ] || curl -fs "$url" -o "$WORK/www/$file"    # renders and caches it
+  size=$(stat -c %s "$WORK/www/$file")
+  # Both servers must answer 200 with the same bytes, or the comparison means nothing.
+  curl -fs "http://127.0.0.1:$NGINX_PORT/$file" -o "$WORK/nginx-copy"
+  curl -fs "$url" -o "$WORK/imgd-copy"
+  cmp -s "$WORK/nginx-copy" "$WORK/www/$file" && cmp -s "$WORK/imgd-copy" "$WORK/www/$file" ||
+    { echo "load.sh: imgd and nginx do not serve the same bytes for $label" >&2; exit 1; }
   : >"$WORK/ours"; : >"$WORK/theirs"
   for _ in $(seq "$ROUNDS"); do
     rps "$url" >>"$WORK/ours"
-    rps "http://127.0.0.1:$NGINX_PORT/$options.jpg" >>"$WORK/theirs"
+    rps "http://127.0.0.1:$NGINX_PORT/$file" >>"$WORK/theirs"
   done
   ours=$(median <"$WORK/ours")
   theirs=$(median <"$WORK/theirs")
-  awk -v o="$options" -v s="$size" -v a="$ours" -v b="$theirs" \
-    'BEGIN { printf "| %s | %.0f KB | %.0f | %.0f | %.2fx |\n", o, s / 1000, a, b, a / b }'
+  [ -n "$first_ratio" ] || first_ratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.3f", a / b }')
+  awk -v o="$label" -v s="$size" -v a="$ours" -v b="$theirs" \
+    'BEGIN { printf "| %s | %s | %.0f | %.0f | %.2fx |\n", o, (s >= 1e6 ? sprintf("%.1f MB", s / 1e6) : sprintf("%.0f KB", s / 1000)), a, b, a / b }'
 done
+
+# The regression guard CI runs: the 5 KB variant's ratio, from this one run, above MIN_RATIO.
+if [ -n "${MIN_RATIO:-}" ] && awk -v r="$first_ratio" -v m="$MIN_RATIO" 'BEGIN { exit !(r < m) }'; then
+  echo "load.sh: the 5 KB cached variant served at ${first_ratio}x nginx, under the floor of ${MIN_RATIO}x" >&2
+  exit 1
+fi

@@ -1,4 +1,5 @@
-//! imgd-webp: lossy WebP encoding through libwebp, stoppable while it runs.
+//! imgd-webp: libwebp behind a safe API: lossy encoding that can be stopped while it runs, and
+//! decoding scaled while decoding ([`decode`]).
 //!
 //! The `webp` crate runs `WebPEncode` to its end. A 50-megapixel encode takes seconds, and imgd
 //! must stop a render nobody waits for (its client left, its deadline passed) inside such a
@@ -9,6 +10,10 @@
 //! block says why it is sound; the owned libwebp objects are freed by `Drop` on every path.
 
 #![allow(unsafe_code)]
+
+mod decode;
+
+pub use decode::{DecodeError, Features, decode, features};
 
 use std::ffi::{c_int, c_void};
 

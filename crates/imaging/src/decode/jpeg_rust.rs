@@ -5,7 +5,7 @@ use std::io::Cursor;
 use image::DynamicImage;
 use imgd_core::Result;
 
-use super::{Decoded, corrupt, jpeg_scale_denominator};
+use super::{Decoded, corrupt, scale_denominator};
 use crate::probe::Probe;
 
 /// Decodes at the smallest DCT scale that keeps both sides at least `at_least`.
@@ -21,7 +21,7 @@ pub(super) fn decode(
     );
     decoder.read_info().map_err(corrupt)?;
     if let Some(at_least) = at_least {
-        let d = jpeg_scale_denominator(probe.width, probe.height, at_least);
+        let d = scale_denominator(probe.width, probe.height, at_least);
         if d > 1 {
             decoder
                 .scale(

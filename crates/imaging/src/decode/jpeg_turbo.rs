@@ -7,7 +7,7 @@ use image::{DynamicImage, RgbImage};
 use imgd_core::{Error, Result};
 use turbojpeg::{Decompressor, Image, PixelFormat, ScalingFactor};
 
-use super::{Decoded, corrupt, jpeg_scale_denominator};
+use super::{Decoded, corrupt, scale_denominator};
 use crate::probe::Probe;
 
 /// `None` when libjpeg-turbo cannot produce RGB for this file (CMYK), so the caller falls back
@@ -35,7 +35,7 @@ pub(super) fn decode(
         }));
     }
     let denominator =
-        at_least.map_or(1, |a| jpeg_scale_denominator(probe.width, probe.height, a)) as usize;
+        at_least.map_or(1, |a| scale_denominator(probe.width, probe.height, a)) as usize;
     let scale = ScalingFactor::new(1, denominator);
     let scaled = header.scaled(scale);
     if let Err(e) = decompressor.set_scaling_factor(scale) {

@@ -4,8 +4,9 @@
 //! photo bound for a 400 px thumbnail is never materialised at full size (DESIGN.md, "Scale while
 //! decoding"): by libjpeg-turbo in builds with the `turbojpeg` feature ([`jpeg_turbo`]), else by
 //! the pure-Rust jpeg-decoder ([`jpeg_rust`]), which also takes the files libjpeg-turbo cannot
-//! convert (CMYK). PNG goes through the `png` crate with its own limits ([`png`]); GIF and WebP
-//! through the `image` crate with an allocation cap, animations yielding their first frame.
+//! convert (CMYK). A still WebP is decoded by libwebp, scaled the same way while it decodes
+//! ([`webp`]). PNG goes through the `png` crate with its own limits ([`png`]); GIF and animated
+//! WebP through the `image` crate with an allocation cap, yielding their first frame.
 //!
 //! Colour profiles larger than [`MAX_ICC_BYTES`] are dropped (and counted): a real profile is a
 //! few KiB, and one copied raw into every output made a 16x16 PNG's WebP variant 268 MB.
@@ -15,6 +16,7 @@ mod jpeg_rust;
 #[cfg_attr(not(feature = "turbojpeg"), path = "jpeg_turbo_disabled.rs")]
 mod jpeg_turbo;
 mod png;
+mod webp;
 
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -45,9 +47,8 @@ pub fn peak_bytes(probe: &Probe, at_least: Option<(u32, u32)>) -> u64 {
     let (w, h) = (u64::from(probe.width), u64::from(probe.height));
     match probe.format {
         ImageFormat::Jpeg => {
-            let d = u64::from(
-                at_least.map_or(1, |a| jpeg_scale_denominator(probe.width, probe.height, a)),
-            );
+            let d =
+                u64::from(at_least.map_or(1, |a| scale_denominator(probe.width, probe.height, a)));
             let scaled = w.div_ceil(d) * h.div_ceil(d);
             // Progressive files keep every DCT coefficient (2 bytes a sample, up to 3 samples a
             // pixel) at full size until the last scan, whatever the output scale.
@@ -55,6 +56,11 @@ pub fn peak_bytes(probe: &Probe, at_least: Option<(u32, u32)>) -> u64 {
             coefficients + scaled * 3 * 2
         }
         ImageFormat::Png => png::peak_bytes(probe.width, probe.height),
+        ImageFormat::Webp if probe.frames <= 1 => {
+            let d =
+                u64::from(at_least.map_or(1, |a| scale_denominator(probe.width, probe.height, a)));
+            webp::peak_bytes(w.div_ceil(d), h.div_ceil(d), w)
+        }
         // The `image` crate composes RGBA, then we convert: two buffers.
         _ => w * h * 4 * 2,
     }
@@ -70,8 +76,8 @@ fn cap_icc(icc: Option<Vec<u8>>) -> Option<Vec<u8>> {
     }
 }
 
-/// Decodes `bytes`. With `at_least = Some((w, h))` (in stored orientation) a JPEG is decoded at
-/// the smallest DCT scale that is still at least that large on both axes.
+/// Decodes `bytes`. With `at_least = Some((w, h))` (in stored orientation) a JPEG or a still WebP
+/// is decoded at the smallest power-of-two scale that is still at least that large on both axes.
 ///
 /// A panic inside a codec (malformed input that slipped past its checks) becomes
 /// [`Error::CorruptImage`]: bad input is the client's problem, never a crash.
@@ -85,6 +91,7 @@ pub fn decode(
         ImageFormat::Jpeg => jpeg_turbo::decode(bytes, probe, at_least, max_pixels)
             .unwrap_or_else(|| jpeg_rust::decode(bytes, probe, at_least, max_pixels)),
         ImageFormat::Png => png::decode(bytes),
+        ImageFormat::Webp if probe.frames <= 1 => webp::decode(bytes, probe, at_least, max_pixels),
         _ => decode_with_image(bytes, probe.format, max_pixels),
     }))
     .unwrap_or_else(|_| Err(Error::CorruptImage("the decoder rejected this file".into())))?;
@@ -95,7 +102,7 @@ pub fn decode(
 }
 
 /// The largest power-of-two divisor (up to 8) that keeps both sides at least `at_least`.
-pub(crate) fn jpeg_scale_denominator(width: u32, height: u32, at_least: (u32, u32)) -> u32 {
+pub(crate) fn scale_denominator(width: u32, height: u32, at_least: (u32, u32)) -> u32 {
     let mut denominator = 8;
     while denominator > 1
         && (width.div_ceil(denominator) < at_least.0 || height.div_ceil(denominator) < at_least.1)
@@ -105,7 +112,11 @@ pub(crate) fn jpeg_scale_denominator(width: u32, height: u32, at_least: (u32, u3
     denominator
 }
 
-fn decode_with_image(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> Result<Decoded> {
+pub(crate) fn decode_with_image(
+    bytes: &[u8],
+    format: ImageFormat,
+    max_pixels: u64,
+) -> Result<Decoded> {
     let mut limits = image::Limits::default();
     // Enough for 16-bit RGBA at the pixel cap, and no more.
     limits.max_alloc = Some(max_pixels.saturating_mul(8));
@@ -144,10 +155,57 @@ mod tests {
 
     #[test]
     fn jpeg_scale_keeps_both_sides_large_enough() {
-        assert_eq!(jpeg_scale_denominator(5472, 3648, (400, 267)), 8);
-        assert_eq!(jpeg_scale_denominator(5472, 3648, (800, 534)), 4);
-        assert_eq!(jpeg_scale_denominator(1000, 1000, (1000, 1)), 1);
+        assert_eq!(scale_denominator(5472, 3648, (400, 267)), 8);
+        assert_eq!(scale_denominator(5472, 3648, (800, 534)), 4);
+        assert_eq!(scale_denominator(1000, 1000, (1000, 1)), 1);
         // A tall crop of a wide image needs the height, not the width.
-        assert_eq!(jpeg_scale_denominator(4000, 1000, (100, 400)), 2);
+        assert_eq!(scale_denominator(4000, 1000, (100, 400)), 2);
+    }
+
+    /// A lossy WebP of a diagonal gradient, `w` x `h`.
+    fn webp(w: u32, h: u32) -> Vec<u8> {
+        let mut pixels = Vec::with_capacity((w * h * 3) as usize);
+        for y in 0..h {
+            for x in 0..w {
+                pixels.extend_from_slice(&[(x * 255 / w) as u8, (y * 255 / h) as u8, 90]);
+            }
+        }
+        imgd_webp::encode_lossy(imgd_webp::Pixels::Rgb(&pixels), w, h, 90.0, &|| true).unwrap()
+    }
+
+    fn mean(image: &DynamicImage) -> [f64; 3] {
+        let rgb = image.to_rgb8();
+        let mut sum = [0f64; 3];
+        for p in rgb.pixels() {
+            for (s, v) in sum.iter_mut().zip(p.0) {
+                *s += f64::from(v);
+            }
+        }
+        sum.map(|s| s / f64::from(rgb.width() * rgb.height()))
+    }
+
+    #[test]
+    fn a_still_webp_is_decoded_scaled_and_looks_the_same() {
+        let bytes = webp(1600, 800);
+        let probe = crate::probe::probe(&bytes).unwrap();
+        let full = decode(&bytes, &probe, None, 1 << 24).unwrap().image;
+        let scaled = decode(&bytes, &probe, Some((200, 100)), 1 << 24)
+            .unwrap()
+            .image;
+        assert_eq!((full.width(), full.height()), (1600, 800));
+        assert_eq!(
+            (scaled.width(), scaled.height()),
+            (200, 100),
+            "an eighth of each side"
+        );
+        let (a, b) = (mean(&full), mean(&scaled));
+        for c in 0..3 {
+            assert!((a[c] - b[c]).abs() < 2.0, "channel {c}: {a:?} vs {b:?}");
+        }
+        // The budget counts the scaled output, not the full picture.
+        assert!(peak_bytes(&probe, Some((200, 100))) * 10 < peak_bytes(&probe, None));
+        // A pixel limit below the full size still lets the scaled decode through.
+        assert!(decode(&bytes, &probe, Some((200, 100)), 100_000).is_ok());
+        assert!(decode(&bytes, &probe, None, 100_000).is_err());
     }
 }
