@@ -16,24 +16,11 @@ FEATURES=${FEATURES:-}
 # Files imgd renders at once. 1 matches vipsthumbnail, which decodes one JPEG at a time.
 JOBS=${JOBS:-1}
 
-feature_flag=()
-[ -n "$FEATURES" ] && feature_flag=(--features "$FEATURES")
-IMGD=${IMGD_BIN:-target/release/imgd}
-[ "$IMGD" = target/release/imgd ] && cargo build --release -q -p imgd "${feature_flag[@]}"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+IMGD=$(imgd_binary)
 cargo build --release -q -p imgd-imaging --example bench_images
 [ -f "$WORK/in/photo09.png" ] || target/release/examples/bench_images "$WORK/in" 10
-
-# Prints "wall_seconds peak_kib user_seconds system_seconds" for one run of the command.
-measure() {
-  rm -rf "$WORK/out" && mkdir -p "$WORK/out"
-  /usr/bin/time -f "%e %M %U %S" -o "$WORK/time" "$@" >/dev/null 2>&1
-  cat "$WORK/time"
-}
-
-# The run with the median wall time of RUNS runs.
-median() {
-  for _ in $(seq "$RUNS"); do measure "$@"; done | sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'
-}
 
 compare() {
   local name=$1 inputs=$2 imgd_options=$3 vips_out=$4

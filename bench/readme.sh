@@ -5,14 +5,15 @@
 # script printed. Commit the result with the machine and date it ran on.
 #
 #   bench/readme.sh load vips     # the cached-GET and rendering tables
-#   bench/readme.sh               # all: load vips vips-turbojpeg forward
+#   bench/readme.sh               # all: load vips vips-turbojpeg forward sharp
 #
 # Each benchmark needs what its own script says (nginx and wrk; vipsthumbnail; cmake and nasm
-# for the libjpeg-turbo build; PostgreSQL, Redis and s3s-fs for forward).
+# for the libjpeg-turbo build; PostgreSQL, Redis and s3s-fs for forward; node, npm and vips for
+# sharp, with libheif-dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(load vips vips-turbojpeg forward)
+[ ${#names[@]} -gt 0 ] || names=(load vips vips-turbojpeg forward sharp)
 
 run() {
   case "$1" in
@@ -20,7 +21,9 @@ run() {
     vips) bash bench/compare-vips.sh ;;
     vips-turbojpeg) FEATURES=turbojpeg bash bench/compare-vips.sh ;;
     forward) bash bench/forward.sh ;;
-    *) echo "unknown benchmark $1 (load, vips, vips-turbojpeg, forward)" >&2; exit 2 ;;
+    # With libheif, so that AVIF and HEIC have figures too; JPEG by the default decoder.
+    sharp) FEATURES=heif bash bench/compare-sharp.sh ;;
+    *) echo "unknown benchmark $1 (load, vips, vips-turbojpeg, forward, sharp)" >&2; exit 2 ;;
   esac
 }
 

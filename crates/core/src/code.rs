@@ -80,7 +80,7 @@ codes! {
     PresetBusy = "preset_busy", 409, "the preset is being changed by other requests; retry";
     PreconditionFailed = "precondition_failed", 412, "`If-Match` names a version that is no longer the current one; nothing changed";
     PayloadTooLarge = "payload_too_large", 413, "the upload is over `limits.max_upload_bytes`";
-    UnsupportedFormat = "unsupported_format", 415, "not a JPEG, PNG, GIF or WebP (text, HTML, SVG, AVIF input...), sniffed from the bytes";
+    UnsupportedFormat = "unsupported_format", 415, "not a JPEG, PNG, GIF, WebP, AVIF or HEIC (text, HTML, SVG...), sniffed from the bytes; AVIF and HEIC only in builds with the `heif` feature";
     RangeNotSatisfiable = "range_not_satisfiable", 416, "the `Range` lies outside the bytes";
     TooManyPixels = "too_many_pixels", 422, "the image declares more pixels than `limits.max_pixels`";
     TooManyFrames = "too_many_frames", 422, "the animation has more frames than `limits.max_frames`";

@@ -12,17 +12,27 @@ pub enum ImageFormat {
     Gif,
     Webp,
     Avif,
+    /// HEIC/HEIF (HEVC-coded; every iPhone photo): stored and served as uploaded, decoded in
+    /// builds with the `heif` feature, never an output.
+    Heic,
 }
 
 impl ImageFormat {
-    /// Every format, in the order `f=` lists them.
-    pub const ALL: [ImageFormat; 5] = [
+    /// Every format, in the order `f=` lists them, then the input-only ones.
+    pub const ALL: [ImageFormat; 6] = [
         ImageFormat::Jpeg,
         ImageFormat::Png,
         ImageFormat::Gif,
         ImageFormat::Webp,
         ImageFormat::Avif,
+        ImageFormat::Heic,
     ];
+
+    /// True for the formats a variant can be encoded in (`f=`); HEIC is read, never written:
+    /// no browser but Safari displays it, and its encoder is patent-encumbered.
+    pub fn is_output(self) -> bool {
+        self != ImageFormat::Heic
+    }
 
     /// The lowercase name used in JSON, options and storage.
     pub fn name(self) -> &'static str {
@@ -32,6 +42,7 @@ impl ImageFormat {
             ImageFormat::Gif => "gif",
             ImageFormat::Webp => "webp",
             ImageFormat::Avif => "avif",
+            ImageFormat::Heic => "heic",
         }
     }
 
@@ -43,6 +54,7 @@ impl ImageFormat {
             ImageFormat::Gif => "image/gif",
             ImageFormat::Webp => "image/webp",
             ImageFormat::Avif => "image/avif",
+            ImageFormat::Heic => "image/heic",
         }
     }
 
@@ -85,9 +97,8 @@ pub fn sniff(head: &[u8]) -> Sniffed {
     if head.len() >= 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WEBP" {
         return Sniffed::Image(ImageFormat::Webp);
     }
-    // ISO-BMFF: a size, then `ftyp` and a major brand.
-    if head.len() >= 12 && &head[4..8] == b"ftyp" && matches!(&head[8..12], b"avif" | b"avis") {
-        return Sniffed::Image(ImageFormat::Avif);
+    if let Some(format) = sniff_heif(head) {
+        return Sniffed::Image(format);
     }
     let text = String::from_utf8_lossy(&head[..head.len().min(SNIFF_LEN)]).to_ascii_lowercase();
     let text = text.trim_start_matches('\u{feff}').trim_start();
@@ -103,37 +114,64 @@ pub fn sniff(head: &[u8]) -> Sniffed {
     Sniffed::Unknown
 }
 
+/// ISO-BMFF images: a size, `ftyp`, a major brand, a minor version and compatible brands. The
+/// codec-specific brand decides (AV1: AVIF; HEVC: HEIC), wherever it is listed: many files carry
+/// the generic `mif1`/`msf1` as their major brand.
+fn sniff_heif(head: &[u8]) -> Option<ImageFormat> {
+    if head.len() < 12 || &head[4..8] != b"ftyp" {
+        return None;
+    }
+    let declared = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let compatible = head.get(16..declared.min(head.len())).unwrap_or_default();
+    let brands = std::iter::once(&head[8..12]).chain(compatible.chunks_exact(4));
+    let mut generic = false;
+    for brand in brands {
+        match brand {
+            b"avif" | b"avis" => return Some(ImageFormat::Avif),
+            b"heic" | b"heix" | b"heim" | b"heis" | b"hevc" | b"hevx" | b"hevm" | b"hevs" => {
+                return Some(ImageFormat::Heic);
+            }
+            b"mif1" | b"msf1" => generic = true,
+            _ => {}
+        }
+    }
+    // A generic HEIF naming no codec: libheif reads it; HEVC is the common case.
+    generic.then_some(ImageFormat::Heic)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn sniffs_each_magic() {
-        assert_eq!(
-            sniff(&[0xFF, 0xD8, 0xFF, 0xE0]),
-            Sniffed::Image(ImageFormat::Jpeg)
-        );
-        assert_eq!(
-            sniff(b"\x89PNG\r\n\x1a\n...."),
-            Sniffed::Image(ImageFormat::Png)
-        );
-        assert_eq!(sniff(b"GIF89a......"), Sniffed::Image(ImageFormat::Gif));
-        assert_eq!(
-            sniff(b"RIFF\0\0\0\0WEBPVP8 "),
-            Sniffed::Image(ImageFormat::Webp)
-        );
-        assert_eq!(
-            sniff(b"\0\0\0\x1cftypavif\0\0"),
-            Sniffed::Image(ImageFormat::Avif)
-        );
-        assert_eq!(
-            sniff(b"  <?xml version='1.0'?><svg xmlns=''>"),
-            Sniffed::Svg
-        );
-        assert_eq!(sniff(b"<!DOCTYPE html><html>"), Sniffed::Html);
-        assert_eq!(sniff(b"hello world"), Sniffed::Unknown);
-        assert_eq!(sniff(b""), Sniffed::Unknown);
-        assert_eq!(sniff(b"RIFF"), Sniffed::Unknown);
+        use ImageFormat::*;
+        let cases: [(&[u8], Sniffed); 16] = [
+            (&[0xFF, 0xD8, 0xFF, 0xE0], Sniffed::Image(Jpeg)),
+            (b"\x89PNG\r\n\x1a\n....", Sniffed::Image(Png)),
+            (b"GIF89a......", Sniffed::Image(Gif)),
+            (b"RIFF\0\0\0\0WEBPVP8 ", Sniffed::Image(Webp)),
+            (b"\0\0\0\x1cftypavif\0\0", Sniffed::Image(Avif)),
+            (b"\0\0\0\x18ftypheic\0\0\0\0mif1heic", Sniffed::Image(Heic)),
+            // The codec brand among the compatible ones decides, whatever the major brand.
+            (
+                b"\0\0\0\x1cftypmif1\0\0\0\0mif1miafavif",
+                Sniffed::Image(Avif),
+            ),
+            (b"\0\0\0\x18ftypmif1\0\0\0\0mif1miaf", Sniffed::Image(Heic)),
+            // An MP4 video is not an image.
+            (b"\0\0\0\x18ftypisom\0\0\0\0isommp41", Sniffed::Unknown),
+            (b"  <?xml version='1.0'?><svg xmlns=''>", Sniffed::Svg),
+            (b"<!DOCTYPE html><html>", Sniffed::Html),
+            (b"hello world", Sniffed::Unknown),
+            (b"", Sniffed::Unknown),
+            (b"RIFF", Sniffed::Unknown),
+            (b"\0\0\0\x18ftyp", Sniffed::Unknown),
+            (b"\0\0\0\x08ftypisom", Sniffed::Unknown),
+        ];
+        for (head, expected) in cases {
+            assert_eq!(sniff(head), expected, "{head:?}");
+        }
     }
 
     #[test]

@@ -190,14 +190,17 @@ impl TransformSpec {
         let (format, vary_accept) = match self.format {
             Some(FormatChoice::Fixed(f)) => (f, false),
             Some(FormatChoice::Auto) => (negotiate(source, accept.unwrap_or("")), true),
-            // AVIF cannot be decoded here, so it never reaches this point as a source; GIF stays GIF.
-            None => (source, false),
+            // A variant keeps its source's format (GIF stays GIF), but HEIC is never an output:
+            // JPEG is what every browser shows.
+            None if source.is_output() => (source, false),
+            None => (ImageFormat::Jpeg, false),
         };
         let default_quality = match format {
             ImageFormat::Jpeg => quality.jpeg,
             ImageFormat::Webp => quality.webp,
             ImageFormat::Avif => quality.avif,
-            ImageFormat::Png | ImageFormat::Gif => 100,
+            // HEIC is never the output (chosen above); listed for the match.
+            ImageFormat::Png | ImageFormat::Gif | ImageFormat::Heic => 100,
         };
         let lossless = matches!(format, ImageFormat::Png | ImageFormat::Gif);
         let width = self.scaled(self.width);
@@ -243,7 +246,7 @@ fn negotiate(source: ImageFormat, accept: &str) -> ImageFormat {
         ImageFormat::Webp
     } else if matches!(
         source,
-        ImageFormat::Png | ImageFormat::Gif | ImageFormat::Webp
+        ImageFormat::Png | ImageFormat::Gif | ImageFormat::Webp | ImageFormat::Avif
     ) {
         ImageFormat::Png
     } else {

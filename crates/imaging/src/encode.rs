@@ -124,6 +124,11 @@ pub fn encode(
                 .encode(rgba.as_raw(), w, h, ExtendedColorType::Rgba8)
                 .map_err(|e| fail(e.to_string()))?;
         }
+        ImageFormat::Heic => {
+            return Err(Error::UnsupportedFormat(
+                "HEIC is an input format; ask for jpeg, webp or avif".into(),
+            ));
+        }
     }
     Ok(out)
 }
@@ -205,7 +210,7 @@ mod tests {
         ] {
             let bytes = encode(&image, format, 80, None, options, &job()).unwrap();
             let probe = crate::probe::probe(&bytes).unwrap();
-            let decoded = crate::decode::decode(&bytes, &probe, None, 1 << 20)
+            let decoded = crate::decode::decode(&bytes, &probe, None, 1 << 20, &job())
                 .unwrap()
                 .image;
             assert_eq!(probe.format, format);

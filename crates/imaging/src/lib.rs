@@ -3,7 +3,8 @@
 //! `probe -> decode (scaled, with limits) -> orient -> resize -> crop/pad -> blur -> encode`
 //!
 //! - [`probe`]: format, dimensions, orientation and frame count from headers alone.
-//! - [`decode`]: pixels, scaled while decoding where the codec allows (JPEG DCT scaling).
+//! - [`decode`]: pixels, scaled while decoding where the codec allows (JPEG DCT scaling);
+//!   AVIF and HEIC in a memory-capped child process (`heif_child`, feature `heif`).
 //! - [`ops`]: geometry ([`ops::layout`]) and one file per pixel operation.
 //! - [`encode`]: JPEG, PNG, WebP, AVIF and GIF writers, colour profile kept.
 //! - [`pipeline`]: [`Pipeline`], the `Imaging` port implementation tying them together.
@@ -12,6 +13,8 @@
 
 pub mod decode;
 pub mod encode;
+#[cfg(feature = "heif")]
+pub mod heif_child;
 pub mod ops;
 pub mod pipeline;
 pub mod probe;

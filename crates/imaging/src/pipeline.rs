@@ -146,11 +146,11 @@ impl Imaging for Pipeline {
         let probe = probe(bytes)?;
         check_limits(&probe, limits.max_pixels, limits.max_frames)?;
         let at_least = Some((BLURHASH_SOURCE_SIDE, BLURHASH_SOURCE_SIDE));
-        let _memory = job.reserve(decode::peak_bytes(&probe, at_least))?;
+        let _memory = job.reserve(decode::peak_bytes(&probe, at_least, bytes.len() as u64))?;
         job.checkpoint()?;
         // Decoding proves the file is whole (a truncated JPEG fails here, not at first render);
         // the JPEG path decodes at 1/8 scale, so this costs a fraction of a full decode.
-        let decoded = decode(bytes, &probe, at_least, limits.max_pixels)?;
+        let decoded = decode(bytes, &probe, at_least, limits.max_pixels, job)?;
         job.checkpoint()?;
         // A resize stopped by the job leaves no hash; the checkpoint then fails the ingest
         // rather than storing an image without one.
@@ -181,7 +181,7 @@ impl Imaging for Pipeline {
             progressive: true,
         };
         let at_least = decode_target(&plan, false);
-        let decoded = decode::peak_bytes(&probe, Some(at_least));
+        let decoded = decode::peak_bytes(&probe, Some(at_least), source.bytes);
         // Rotation copies the decoded image once.
         let rotation = if spec.rotate == Rotation::R0 {
             0
@@ -208,7 +208,7 @@ impl Imaging for Pipeline {
         let at_least = decode_target(&plan, swaps);
 
         job.checkpoint()?;
-        let decoded = decode(bytes, &probe, Some(at_least), self.settings.max_pixels)?;
+        let decoded = decode(bytes, &probe, Some(at_least), self.settings.max_pixels, job)?;
         job.checkpoint()?;
         let mut image = decoded.image;
         orient::apply(&mut image, probe.orientation, spec.rotate);
@@ -397,7 +397,7 @@ mod tests {
             assert!(out.bytes.len() < 10_000, "{} byte variant", out.bytes.len());
         }
         let kept = png(16, 16, Some(b"small-profile".to_vec()));
-        let decoded = decode(&kept, &probe(&kept).unwrap(), None, 1 << 20).unwrap();
+        let decoded = decode(&kept, &probe(&kept).unwrap(), None, 1 << 20, &job()).unwrap();
         assert_eq!(decoded.icc.as_deref(), Some(&b"small-profile"[..]));
     }
 

@@ -9,6 +9,14 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    // The HEIF decoder's memory-capped child: before any thread, runtime or config exists.
+    #[cfg(feature = "heif")]
+    {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        if args.first().map(String::as_str) == Some(imgd_imaging::heif_child::SUBCOMMAND) {
+            return imgd_imaging::heif_child::main(&args[1..]);
+        }
+    }
     let cli = imgd::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

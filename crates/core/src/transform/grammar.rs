@@ -203,13 +203,15 @@ impl TransformSpec {
             "f" => {
                 self.format = Some(match value {
                     "auto" => FormatChoice::Auto,
-                    other => {
-                        FormatChoice::Fixed(ImageFormat::from_name(other).ok_or_else(|| {
-                            invalid_option(format!(
-                                "f={value:?}: use jpeg, png, webp, avif, gif or auto"
-                            ))
-                        })?)
-                    }
+                    other => FormatChoice::Fixed(
+                        ImageFormat::from_name(other)
+                            .filter(|f| f.is_output())
+                            .ok_or_else(|| {
+                                invalid_option(format!(
+                                    "f={value:?}: use jpeg, png, webp, avif, gif or auto"
+                                ))
+                            })?,
+                    ),
                 })
             }
             "q" => {

@@ -6,12 +6,16 @@
 //! the pure-Rust jpeg-decoder ([`jpeg_rust`]), which also takes the files libjpeg-turbo cannot
 //! convert (CMYK). A still WebP is decoded by libwebp, scaled the same way while it decodes
 //! ([`webp`]). PNG goes through the `png` crate with its own limits ([`png`]); GIF and animated
-//! WebP through the `image` crate with an allocation cap, yielding their first frame.
+//! WebP through the `image` crate with an allocation cap, yielding their first frame. AVIF and
+//! HEIC go to libheif in a child process with capped memory, in builds with the `heif` feature
+//! ([`heif`]).
 //!
 //! Colour profiles larger than [`MAX_ICC_BYTES`] are dropped (and counted): a real profile is a
 //! few KiB, and one copied raw into every output made a 16x16 PNG's WebP variant 268 MB.
 //! [`peak_bytes`] estimates what a decode holds at its peak, for the memory budget.
 
+#[cfg_attr(not(feature = "heif"), path = "heif_disabled.rs")]
+mod heif;
 mod jpeg_rust;
 #[cfg_attr(not(feature = "turbojpeg"), path = "jpeg_turbo_disabled.rs")]
 mod jpeg_turbo;
@@ -24,7 +28,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use image::codecs::{gif::GifDecoder, webp::WebPDecoder};
 use image::{DynamicImage, ImageDecoder};
 use imgd_core::format::ImageFormat;
+use imgd_core::port::JobControl;
 use imgd_core::{Error, Result};
+
+pub use heif::HEIF_SUPPORTED;
+#[cfg(feature = "heif")]
+pub use heif::set_helper as set_heif_helper;
 
 use crate::probe::Probe;
 
@@ -42,8 +51,9 @@ pub(crate) fn corrupt(e: impl std::fmt::Display) -> Error {
 /// Largest colour profile kept; larger ones are dropped with a metric.
 pub const MAX_ICC_BYTES: usize = 1 << 20;
 
-/// Bytes held at the peak of decoding `probe` at the scale [`decode`] picks for `at_least`.
-pub fn peak_bytes(probe: &Probe, at_least: Option<(u32, u32)>) -> u64 {
+/// Bytes held at the peak of decoding `probe` (a file of `file_bytes`) at the scale [`decode`]
+/// picks for `at_least`.
+pub fn peak_bytes(probe: &Probe, at_least: Option<(u32, u32)>, file_bytes: u64) -> u64 {
     let (w, h) = (u64::from(probe.width), u64::from(probe.height));
     match probe.format {
         ImageFormat::Jpeg => {
@@ -60,6 +70,9 @@ pub fn peak_bytes(probe: &Probe, at_least: Option<(u32, u32)>) -> u64 {
             let d =
                 u64::from(at_least.map_or(1, |a| scale_denominator(probe.width, probe.height, a)));
             webp::peak_bytes(w.div_ceil(d), h.div_ceil(d), w)
+        }
+        ImageFormat::Avif | ImageFormat::Heic => {
+            heif::peak_bytes(probe.width, probe.height, file_bytes)
         }
         // The `image` crate composes RGBA, then we convert: two buffers.
         _ => w * h * 4 * 2,
@@ -86,12 +99,14 @@ pub fn decode(
     probe: &Probe,
     at_least: Option<(u32, u32)>,
     max_pixels: u64,
+    job: &JobControl,
 ) -> Result<Decoded> {
     let decoded = catch_unwind(AssertUnwindSafe(|| match probe.format {
         ImageFormat::Jpeg => jpeg_turbo::decode(bytes, probe, at_least, max_pixels)
             .unwrap_or_else(|| jpeg_rust::decode(bytes, probe, at_least, max_pixels)),
         ImageFormat::Png => png::decode(bytes),
         ImageFormat::Webp if probe.frames <= 1 => webp::decode(bytes, probe, at_least, max_pixels),
+        ImageFormat::Avif | ImageFormat::Heic => heif::decode(bytes, probe, max_pixels, job),
         _ => decode_with_image(bytes, probe.format, max_pixels),
     }))
     .unwrap_or_else(|_| Err(Error::CorruptImage("the decoder rejected this file".into())))?;
@@ -188,8 +203,12 @@ mod tests {
     fn a_still_webp_is_decoded_scaled_and_looks_the_same() {
         let bytes = webp(1600, 800);
         let probe = crate::probe::probe(&bytes).unwrap();
-        let full = decode(&bytes, &probe, None, 1 << 24).unwrap().image;
-        let scaled = decode(&bytes, &probe, Some((200, 100)), 1 << 24)
+        let job = JobControl::new(
+            std::time::Instant::now() + std::time::Duration::from_secs(60),
+            None,
+        );
+        let full = decode(&bytes, &probe, None, 1 << 24, &job).unwrap().image;
+        let scaled = decode(&bytes, &probe, Some((200, 100)), 1 << 24, &job)
             .unwrap()
             .image;
         assert_eq!((full.width(), full.height()), (1600, 800));
@@ -203,9 +222,9 @@ mod tests {
             assert!((a[c] - b[c]).abs() < 2.0, "channel {c}: {a:?} vs {b:?}");
         }
         // The budget counts the scaled output, not the full picture.
-        assert!(peak_bytes(&probe, Some((200, 100))) * 10 < peak_bytes(&probe, None));
+        assert!(peak_bytes(&probe, Some((200, 100)), 0) * 10 < peak_bytes(&probe, None, 0));
         // A pixel limit below the full size still lets the scaled decode through.
-        assert!(decode(&bytes, &probe, Some((200, 100)), 100_000).is_ok());
-        assert!(decode(&bytes, &probe, None, 100_000).is_err());
+        assert!(decode(&bytes, &probe, Some((200, 100)), 100_000, &job).is_ok());
+        assert!(decode(&bytes, &probe, None, 100_000, &job).is_err());
     }
 }

@@ -19,7 +19,7 @@ fn database_url(data_dir: &Path) -> Option<String> {
 }
 
 /// Runs `imgd gc` over the server's data dir and database; returns its JSON summary.
-fn gc_cli(data_dir: &Path, args: &[&str]) -> Value {
+pub(crate) fn gc_cli(data_dir: &Path, args: &[&str]) -> Value {
     gc_cli_with(data_dir, args, &[])
 }
 

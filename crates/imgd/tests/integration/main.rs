@@ -11,6 +11,7 @@ mod authz;
 mod connections;
 mod delivery;
 mod gc;
+mod heif;
 mod ingest;
 mod ops;
 mod outages;

@@ -266,21 +266,7 @@ async fn a_crash_mid_upload_leaves_no_image_and_the_leftover_is_swept() {
     drop(tx);
 
     // `imgd gc` finds it without a restart: listed by a dry run, removed by a run.
-    let gc = |args: &[&str]| -> serde_json::Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_imgd"))
-            .arg("gc")
-            .args(args)
-            .env("IMGD_DATA_DIR", dir.path())
-            .env("IMGD_LOG", "warn")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let gc = |args: &[&str]| crate::gc::gc_cli(dir.path(), args);
     let young = gc(&["--grace-secs", "0"]);
     assert_eq!(
         young["stray_files"], 0,
@@ -636,18 +622,7 @@ async fn a_crash_mid_render_leaves_nothing_referenced_to_collect() {
         "the client saw the connection die"
     );
 
-    let out = Command::new(env!("CARGO_BIN_EXE_imgd"))
-        .args(["gc", "--grace-secs", "0"])
-        .env("IMGD_DATA_DIR", dir.path())
-        .env("IMGD_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = crate::gc::gc_cli(dir.path(), &["--grace-secs", "0"]);
     assert_eq!(
         (
             report["unrecorded"].as_u64(),

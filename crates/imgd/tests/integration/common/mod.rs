@@ -1,5 +1,6 @@
 //! Test harness: a real imgd server on an ephemeral port over a temp data dir, and image
-//! fixtures generated in code (no binary files checked in, every property known).
+//! fixtures generated in code (every property known); HEIC, which no Rust crate encodes, comes
+//! from `tests/fixtures`.
 
 #![allow(dead_code)]
 
@@ -64,6 +65,10 @@ impl TestServer {
 
     /// A server over an existing data dir (to test restarts).
     pub async fn start_in(data_dir: &std::path::Path, settings: &[(&str, &str)]) -> Self {
+        // The server runs inside this test binary, which does not answer the HEIF decoder's
+        // subcommand: the imgd binary does.
+        #[cfg(feature = "heif")]
+        imgd_imaging::decode::set_heif_helper(env!("CARGO_BIN_EXE_imgd").into());
         let config = Self::config_in(data_dir, settings).await;
         let server = imgd::app::start(config, imgd::telemetry::metrics_handle())
             .await

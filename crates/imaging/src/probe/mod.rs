@@ -1,6 +1,8 @@
 //! Probing: what an image is and how big, read from headers without decoding pixels, so limits
 //! are enforced before any large allocation.
 
+mod heif;
+
 use std::io::Cursor;
 
 use imgd_core::format::{ImageFormat, Sniffed, sniff};
@@ -44,10 +46,13 @@ impl Probe {
 /// Reads the header of `bytes`.
 pub fn probe(bytes: &[u8]) -> Result<Probe> {
     let format = match sniff(bytes) {
-        Sniffed::Image(ImageFormat::Avif) => {
-            return Err(Error::UnsupportedFormat(
-                "AVIF input cannot be decoded by this build; AVIF is an output format".into(),
-            ));
+        Sniffed::Image(format @ (ImageFormat::Avif | ImageFormat::Heic))
+            if !crate::decode::HEIF_SUPPORTED =>
+        {
+            return Err(Error::UnsupportedFormat(format!(
+                "{} input needs a build with the `heif` feature (libheif); this one has none",
+                format.name().to_uppercase()
+            )));
         }
         Sniffed::Image(format) => format,
         Sniffed::Svg => {
@@ -58,7 +63,7 @@ pub fn probe(bytes: &[u8]) -> Result<Probe> {
         Sniffed::Html => return Err(Error::UnsupportedFormat("HTML is not an image".into())),
         Sniffed::Unknown => {
             return Err(Error::UnsupportedFormat(
-                "not a JPEG, PNG, GIF or WebP image (judged by its bytes)".into(),
+                "not a JPEG, PNG, GIF, WebP, AVIF or HEIC image (judged by its bytes)".into(),
             ));
         }
     };
@@ -85,10 +90,20 @@ pub fn probe(bytes: &[u8]) -> Result<Probe> {
         format,
         width,
         height,
-        orientation: orientation(bytes),
+        // HEIF's own `irot`/`imir` orient it (libheif applies them, and `heif::dimensions`
+        // counts them); its EXIF orientation only repeats them, so applying it would turn twice.
+        orientation: if is_heif(format) {
+            1
+        } else {
+            orientation(bytes)
+        },
         frames,
         progressive,
     })
+}
+
+fn is_heif(format: ImageFormat) -> bool {
+    matches!(format, ImageFormat::Avif | ImageFormat::Heic)
 }
 
 fn corrupt(e: impl std::fmt::Display) -> Error {
@@ -116,6 +131,10 @@ fn dimensions(format: ImageFormat, bytes: &[u8]) -> Result<(u32, u32)> {
             return Ok((w, h));
         }
         return Err(corrupt("no PNG header chunk"));
+    }
+    if is_heif(format) {
+        return heif::dimensions(bytes)
+            .ok_or_else(|| corrupt("no size for the primary image in the HEIF header"));
     }
     if format == ImageFormat::Webp {
         // Read from the header ourselves: the decoder's own reader refuses a legal but huge
