@@ -14,12 +14,7 @@ pub(super) fn peak_bytes(width: u32, height: u32, file_bytes: u64) -> u64 {
     u64::from(width) * u64::from(height) * 4 + file_bytes
 }
 
-pub(super) fn decode(
-    _bytes: &[u8],
-    probe: &Probe,
-    _max_pixels: u64,
-    _job: &JobControl,
-) -> Result<Decoded> {
+pub(super) fn decode(_bytes: &[u8], probe: &Probe, _job: &JobControl) -> Result<Decoded> {
     Err(Error::UnsupportedFormat(format!(
         "{} input needs a build with the `heif` feature",
         probe.format.name()

@@ -106,7 +106,7 @@ pub fn decode(
             .unwrap_or_else(|| jpeg_rust::decode(bytes, probe, at_least, max_pixels)),
         ImageFormat::Png => png::decode(bytes),
         ImageFormat::Webp if probe.frames <= 1 => webp::decode(bytes, probe, at_least, max_pixels),
-        ImageFormat::Avif | ImageFormat::Heic => heif::decode(bytes, probe, max_pixels, job),
+        ImageFormat::Avif | ImageFormat::Heic => heif::decode(bytes, probe, job),
         _ => decode_with_image(bytes, probe.format, max_pixels),
     }))
     .unwrap_or_else(|_| Err(Error::CorruptImage("the decoder rejected this file".into())))?;

@@ -16,7 +16,7 @@ mod decoded {
     use imgd_core::format::{ImageFormat, Sniffed, sniff};
 
     use super::*;
-    use crate::common::{error_code, fixtures, probe};
+    use crate::common::{decoded, error_code, fixtures, probe};
 
     /// 320x240 with alpha: an opaque disc on a transparent ground.
     const ALPHA_HEIC: &[u8] = include_bytes!("../fixtures/alpha.heic");
@@ -55,16 +55,8 @@ mod decoded {
         body
     }
 
-    /// Decoded by imgd's own pipeline (the test build's `image` has no JPEG decoder).
     fn rgba(bytes: &[u8]) -> image::RgbaImage {
-        let job = imgd_core::port::JobControl::new(
-            std::time::Instant::now() + std::time::Duration::from_secs(60),
-            None,
-        );
-        imgd_imaging::decode::decode(bytes, &probe(bytes), None, 1 << 24, &job)
-            .unwrap()
-            .image
-            .to_rgba8()
+        decoded(bytes).to_rgba8()
     }
 
     /// The mean of the pixels in the square of side `side` whose top-left corner is `at`.

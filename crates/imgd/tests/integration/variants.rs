@@ -94,13 +94,7 @@ async fn alpha_survives_png_and_webp_and_animations_give_their_first_frame() {
     let png = server.upload_ok(fixtures::png(64, 32)).await;
     for f in ["png", "webp"] {
         let (_, bytes) = fetch(&server, &format!("/i/{png}/w=32,f={f}"), None).await;
-        let job = imgd_core::port::JobControl::new(
-            std::time::Instant::now() + std::time::Duration::from_secs(60),
-            None,
-        );
-        let decoded = imgd_imaging::decode::decode(&bytes, &probe(&bytes), None, 1 << 20, &job)
-            .unwrap()
-            .image;
+        let decoded = crate::common::decoded(&bytes);
         assert!(decoded.color().has_alpha(), "{f}");
     }
     let gif = server.upload_ok(fixtures::gif(30, 20, 3)).await;

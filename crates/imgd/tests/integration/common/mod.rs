@@ -198,6 +198,17 @@ pub async fn error_code(response: reqwest::Response) -> (u16, String) {
     )
 }
 
+/// Pixels decoded by imgd's own decoder (the test build's `image` has no JPEG decoder).
+pub fn decoded(bytes: &[u8]) -> image::DynamicImage {
+    let job = imgd_core::port::JobControl::new(
+        std::time::Instant::now() + std::time::Duration::from_secs(60),
+        None,
+    );
+    imgd_imaging::decode::decode(bytes, &probe(bytes), None, 1 << 24, &job)
+        .unwrap()
+        .image
+}
+
 /// Decodes an image with the project's own pipeline probe (format and stored dimensions).
 pub fn probe(bytes: &[u8]) -> imgd_imaging::probe::Probe {
     imgd_imaging::probe::probe(bytes).unwrap()
