@@ -5,15 +5,15 @@
 # script printed. Commit the result with the machine and date it ran on.
 #
 #   bench/readme.sh load vips     # the cached-GET and rendering tables
-#   bench/readme.sh               # all: load vips vips-turbojpeg forward sharp
+#   bench/readme.sh               # all: load vips vips-turbojpeg forward sharp animated
 #
 # Each benchmark needs what its own script says (nginx and wrk; vipsthumbnail; cmake and nasm
 # for the libjpeg-turbo build; PostgreSQL, Redis and s3s-fs for forward; node, npm and vips for
-# sharp, with libheif-dev).
+# sharp, with libheif-dev; the same and Pillow for animated).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(load vips vips-turbojpeg forward sharp)
+[ ${#names[@]} -gt 0 ] || names=(load vips vips-turbojpeg forward sharp animated)
 
 run() {
   case "$1" in
@@ -23,7 +23,8 @@ run() {
     forward) bash bench/forward.sh ;;
     # With libheif, so that AVIF and HEIC have figures too; JPEG by the default decoder.
     sharp) FEATURES=heif bash bench/compare-sharp.sh ;;
-    *) echo "unknown benchmark $1 (load, vips, vips-turbojpeg, forward, sharp)" >&2; exit 2 ;;
+    animated) bash bench/compare-animated.sh ;;
+    *) echo "unknown benchmark $1 (load, vips, vips-turbojpeg, forward, sharp, animated)" >&2; exit 2 ;;
   esac
 }
 

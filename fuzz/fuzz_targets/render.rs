@@ -16,7 +16,7 @@ use libfuzzer_sys::fuzz_target;
 const MAX_PIXELS: u64 = 4_000_000;
 
 fuzz_target!(|data: &[u8]| {
-    let pipeline = Pipeline::new(PipelineSettings { keep_icc: true, encode: EncodeOptions { avif_speed: 10 }, max_pixels: MAX_PIXELS, max_avif_pixels: MAX_PIXELS, max_gif_pixels: MAX_PIXELS });
+    let pipeline = Pipeline::new(PipelineSettings { keep_icc: true, encode: EncodeOptions { avif_speed: 10 }, max_pixels: MAX_PIXELS, max_avif_pixels: MAX_PIXELS, max_gif_pixels: MAX_PIXELS, max_animation_pixels: 4 * MAX_PIXELS });
     let limits = IngestLimits { max_pixels: MAX_PIXELS, max_frames: 100 };
     let job = JobControl::new(Instant::now() + Duration::from_secs(10), None);
     if pipeline.inspect(data, &limits, &job).is_err() {
@@ -35,6 +35,8 @@ fuzz_target!(|data: &[u8]| {
         quality: 1 + selector % 100,
         blur_tenths: (selector & 2 == 0).then_some(15),
         rotate: [Rotation::R0, Rotation::R90, Rotation::R180, Rotation::R270][usize::from(selector / 3) % 4],
+        // Every frame of an animated GIF or WebP, when the budget allows.
+        animated: selector & 4 == 0,
     };
     let _ = pipeline.render(data, &spec, &job);
 });

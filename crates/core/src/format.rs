@@ -34,6 +34,12 @@ impl ImageFormat {
         self != ImageFormat::Heic
     }
 
+    /// True for the outputs that can carry an animation's frames (GIF and WebP); AVIF could,
+    /// but its encoder here (rav1e through ravif) writes stills only.
+    pub fn animates(self) -> bool {
+        matches!(self, ImageFormat::Gif | ImageFormat::Webp)
+    }
+
     /// The lowercase name used in JSON, options and storage.
     pub fn name(self) -> &'static str {
         match self {

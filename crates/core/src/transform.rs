@@ -180,19 +180,23 @@ impl TransformSpec {
         Ok(())
     }
 
-    /// Makes every choice concrete for one source and one request.
+    /// Makes every choice concrete for one source and one request. An animated source asks for
+    /// its frames to be kept ([`RenderSpec::animated`]) when the output format can carry them;
+    /// whether the render's budget allows it is the caller's to settle
+    /// (`service::render_plan`).
     pub fn resolve(
         &self,
-        source: ImageFormat,
+        source: impl Into<SourceKind>,
         accept: Option<&str>,
         quality: &QualityDefaults,
     ) -> Resolved {
+        let source = source.into();
         let (format, vary_accept) = match self.format {
             Some(FormatChoice::Fixed(f)) => (f, false),
             Some(FormatChoice::Auto) => (negotiate(source, accept.unwrap_or("")), true),
             // A variant keeps its source's format (GIF stays GIF), but HEIC is never an output:
             // JPEG is what every browser shows.
-            None if source.is_output() => (source, false),
+            None if source.format.is_output() => (source.format, false),
             None => (ImageFormat::Jpeg, false),
         };
         let default_quality = match format {
@@ -225,27 +229,53 @@ impl TransformSpec {
                 },
                 blur_tenths: self.blur_tenths,
                 rotate: self.rotate.unwrap_or_default(),
+                animated: source.animated && format.animates(),
             },
             vary_accept,
         }
     }
 }
 
+/// What [`TransformSpec::resolve`] needs to know of a source: its format and whether it moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourceKind {
+    pub format: ImageFormat,
+    /// More than one frame.
+    pub animated: bool,
+}
+
+impl From<ImageFormat> for SourceKind {
+    /// A still of this format.
+    fn from(format: ImageFormat) -> Self {
+        SourceKind {
+            format,
+            animated: false,
+        }
+    }
+}
+
 /// Picks the best format the client accepts: AVIF, then WebP, then JPEG (PNG for sources that
-/// may carry transparency).
-fn negotiate(source: ImageFormat, accept: &str) -> ImageFormat {
+/// may carry transparency). An animation gets WebP if accepted, else GIF: the formats that keep
+/// its frames.
+fn negotiate(source: SourceKind, accept: &str) -> ImageFormat {
     let accepts = |mime: &str| {
         accept.split(',').any(|part| {
             let mut fields = part.split(';').map(str::trim);
             fields.next() == Some(mime) && !fields.any(|p| p.replace(' ', "") == "q=0")
         })
     };
-    if accepts("image/avif") {
+    if source.animated {
+        if accepts("image/webp") {
+            ImageFormat::Webp
+        } else {
+            ImageFormat::Gif
+        }
+    } else if accepts("image/avif") {
         ImageFormat::Avif
     } else if accepts("image/webp") {
         ImageFormat::Webp
     } else if matches!(
-        source,
+        source.format,
         ImageFormat::Png | ImageFormat::Gif | ImageFormat::Webp | ImageFormat::Avif
     ) {
         ImageFormat::Png
@@ -277,6 +307,9 @@ pub struct RenderSpec {
     pub quality: u8,
     pub blur_tenths: Option<u16>,
     pub rotate: Rotation,
+    /// Every frame of an animated source is rendered (GIF and WebP outputs only); false renders
+    /// the first frame. Part of the key: the two are different variants.
+    pub animated: bool,
 }
 
 impl RenderSpec {
@@ -301,6 +334,9 @@ impl RenderSpec {
         }
         if self.rotate != Rotation::R0 {
             let _ = write!(out, ",rotate={}", rotation_degrees(self.rotate));
+        }
+        if self.animated {
+            out.push_str(",animated");
         }
         out
     }
@@ -447,6 +483,38 @@ mod tests {
             Presets::parse(&bad, &LIMITS).unwrap_err().code(),
             "invalid_preset"
         );
+    }
+
+    #[test]
+    fn an_animation_keeps_moving_in_the_formats_that_can() {
+        let gif = SourceKind {
+            format: ImageFormat::Gif,
+            animated: true,
+        };
+        let auto = parse("w=10,f=auto").unwrap();
+        let chrome = "image/avif,image/webp,*/*;q=0.8";
+        let picked = auto.resolve(gif, Some(chrome), &QUALITY).spec;
+        assert_eq!(
+            picked.format,
+            ImageFormat::Webp,
+            "not AVIF: no animated encoder"
+        );
+        assert!(picked.animated);
+        assert!(picked.canonical().ends_with(",animated"));
+        let old = auto.resolve(gif, Some("image/png,*/*"), &QUALITY).spec;
+        assert_eq!((old.format, old.animated), (ImageFormat::Gif, true));
+        // A still format asked for by name renders the first frame.
+        let jpeg = parse("w=10,f=jpeg")
+            .unwrap()
+            .resolve(gif, None, &QUALITY)
+            .spec;
+        assert!(!jpeg.animated);
+        // The same request on a still GIF is the variant it always was.
+        let still = parse("w=10")
+            .unwrap()
+            .resolve(ImageFormat::Gif, None, &QUALITY)
+            .spec;
+        assert_eq!(still.canonical(), "w=10,f=gif,q=100");
     }
 
     #[test]

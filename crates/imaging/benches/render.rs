@@ -25,6 +25,7 @@ fn spec(width: u32, format: ImageFormat) -> RenderSpec {
         quality: 80,
         blur_tenths: None,
         rotate: Rotation::R0,
+        animated: false,
     }
 }
 
@@ -35,6 +36,7 @@ fn render(c: &mut Criterion) {
         max_pixels: 50_000_000,
         max_avif_pixels: 2_000_000,
         max_gif_pixels: 8_000_000,
+        max_animation_pixels: 100_000_000,
     });
     let jpeg_20mp = photo::photo_jpeg(5472, 3648, 1);
     let png_12mp = photo::photo_png(4000, 3000, 1);

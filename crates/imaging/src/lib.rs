@@ -8,9 +8,12 @@
 //! - [`ops`]: geometry ([`ops::layout`]) and one file per pixel operation.
 //! - [`encode`]: JPEG, PNG, WebP, AVIF and GIF writers, colour profile kept.
 //! - [`pipeline`]: [`Pipeline`], the `Imaging` port implementation tying them together.
+//! - `animation`: GIF and WebP variants that keep every frame, decoded and encoded a frame at
+//!   a time through the same steps.
 //!
 //! Nothing here does I/O or async; callers run it on the render pool.
 
+mod animation;
 pub mod decode;
 pub mod encode;
 #[cfg(feature = "heif")]

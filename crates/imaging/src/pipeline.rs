@@ -13,6 +13,7 @@ use imgd_core::port::{Imaging, IngestLimits, Inspection, JobControl, Rendered, S
 use imgd_core::transform::{Fit, RenderSpec, Rotation};
 use imgd_core::{Error, Result};
 
+use crate::animation;
 use crate::decode::{self, decode};
 use crate::encode::{EncodeOptions, encode};
 use crate::ops::{blur, crop, layout, orient, pad, resize};
@@ -30,8 +31,11 @@ pub struct PipelineSettings {
     /// Largest AVIF output. rav1e offers no progress hook, so an encode cannot stop at a
     /// checkpoint: its cost is bounded by refusing large ones (`avif_too_large`) instead.
     pub max_avif_pixels: u64,
-    /// Largest GIF output, for the same reason (NeuQuant's palette search: 15 s for 49 MP).
+    /// Largest GIF output, for the same reason (NeuQuant's palette search: 15 s for 49 MP); for
+    /// an animation, across all its frames.
     pub max_gif_pixels: u64,
+    /// Most work an animated variant may take: frames x the larger of source and output pixels.
+    pub max_animation_pixels: u64,
 }
 
 /// The image pipeline.
@@ -114,6 +118,35 @@ fn decode_target(plan: &layout::Layout, swaps: bool) -> (u32, u32) {
     if swaps { (h, w) } else { (w, h) }
 }
 
+/// Every step between the decode and the encode, for a still or for one frame of an animation:
+/// orientation and rotation, the cover window, the resize, padding, blur.
+pub(crate) fn transform(
+    image: DynamicImage,
+    orientation: u8,
+    spec: &RenderSpec,
+    plan: &layout::Layout,
+    job: &JobControl,
+) -> Result<DynamicImage> {
+    let mut image = image;
+    orient::apply(&mut image, orientation, spec.rotate);
+    job.checkpoint()?;
+    let window = plan.window.then(|| {
+        let size = layout::cover_window((image.width(), image.height()), plan.resize);
+        crop::place(&image, size, spec.gravity)
+    });
+    let mut image = resize::resize_window(image, window, plan.resize, job)?;
+    job.checkpoint()?;
+    if let Some(size) = plan.pad {
+        let transparent = !matches!(spec.format, ImageFormat::Jpeg);
+        image = pad::pad(&image, size, transparent);
+    }
+    if let Some(sigma) = spec.blur_tenths {
+        image = blur::blur(&image, sigma, job)?;
+    }
+    job.checkpoint()?;
+    Ok(image)
+}
+
 impl Pipeline {
     /// A pipeline with these settings.
     pub fn new(settings: PipelineSettings) -> Self {
@@ -176,7 +209,8 @@ impl Imaging for Pipeline {
             width: source.width,
             height: source.height,
             orientation: 1,
-            frames: 1,
+            // An animated WebP is decoded whole by the `image` crate, not scaled by libwebp.
+            frames: source.frames,
             // Unknown before the bytes are read: assume the costlier case.
             progressive: true,
         };
@@ -197,7 +231,22 @@ impl Imaging for Pipeline {
         let (vertical, horizontal) =
             resize::temporary_pixels(window_width, source.height, plan.resize);
         let temporary = vertical.min(horizontal) * 4;
-        Ok(source.bytes + decoded + rotation + temporary + OUTPUT_SIZED_BUFFERS * output)
+        let still = source.bytes + decoded + rotation + temporary + OUTPUT_SIZED_BUFFERS * output;
+        if !spec.animated {
+            return Ok(still);
+        }
+        if !animation::fits(source, plan.output(), spec.format, &self.settings) {
+            return Err(Error::invalid(
+                Code::OptionOutOfRange,
+                "this animation is past render.max_animation_pixels",
+            ));
+        }
+        Ok(still + animation::extra_bytes(source, plan.output(), spec.format))
+    }
+
+    fn keeps_animation(&self, source: &SourceFacts, spec: &RenderSpec) -> bool {
+        checked_plan((source.width, source.height), spec, &self.settings)
+            .is_ok_and(|plan| animation::fits(source, plan.output(), spec.format, &self.settings))
     }
 
     fn render(&self, bytes: &[u8], spec: &RenderSpec, job: &JobControl) -> Result<Rendered> {
@@ -205,28 +254,14 @@ impl Imaging for Pipeline {
         check_limits(&probe, self.settings.max_pixels, u64::MAX)?;
         let swaps = orient::swaps_axes(probe.orientation, spec.rotate);
         let plan = checked_plan(probe.oriented_size(), spec, &self.settings)?;
+        if spec.animated && probe.frames > 1 {
+            return animation::render(bytes, &probe, spec, &plan, &self.settings, job);
+        }
         let at_least = decode_target(&plan, swaps);
-
         job.checkpoint()?;
         let decoded = decode(bytes, &probe, Some(at_least), self.settings.max_pixels, job)?;
         job.checkpoint()?;
-        let mut image = decoded.image;
-        orient::apply(&mut image, probe.orientation, spec.rotate);
-        job.checkpoint()?;
-        let window = plan.window.then(|| {
-            let size = layout::cover_window((image.width(), image.height()), plan.resize);
-            crop::place(&image, size, spec.gravity)
-        });
-        let mut image = resize::resize_window(image, window, plan.resize, job)?;
-        job.checkpoint()?;
-        if let Some(size) = plan.pad {
-            let transparent = !matches!(spec.format, ImageFormat::Jpeg);
-            image = pad::pad(&image, size, transparent);
-        }
-        if let Some(sigma) = spec.blur_tenths {
-            image = blur::blur(&image, sigma, job)?;
-        }
-        job.checkpoint()?;
+        let image = transform(decoded.image, probe.orientation, spec, &plan, job)?;
         let icc = decoded.icc.as_deref().filter(|_| self.settings.keep_icc);
         let bytes = encode(
             &image,
@@ -261,6 +296,7 @@ mod tests {
             max_pixels: 50_000_000,
             max_avif_pixels: 2_000_000,
             max_gif_pixels: 8_000_000,
+            max_animation_pixels: 100_000_000,
         })
     }
 
@@ -278,6 +314,7 @@ mod tests {
             quality: 80,
             blur_tenths: None,
             rotate: Rotation::R0,
+            animated: false,
         }
     }
 
@@ -350,6 +387,7 @@ mod tests {
             width: 1,
             height: 10_000,
             bytes: 20_000,
+            frames: 1,
         };
         let small = pipeline()
             .render_cost(&source, &spec(8192, 1, Fit::Cover, ImageFormat::Webp))

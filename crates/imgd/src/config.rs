@@ -183,6 +183,7 @@ pub struct RenderConfig {
     pub avif_speed: u8,
     pub max_avif_pixels: u64,
     pub max_gif_pixels: u64,
+    pub max_animation_pixels: u64,
     pub quality_jpeg: u8,
     pub quality_webp: u8,
     pub quality_avif: u8,
@@ -447,6 +448,7 @@ impl Config {
             max_pixels: self.limits.max_pixels,
             max_avif_pixels: self.render.max_avif_pixels,
             max_gif_pixels: self.render.max_gif_pixels,
+            max_animation_pixels: self.render.max_animation_pixels,
         }
     }
 

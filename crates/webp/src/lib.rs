@@ -1,5 +1,6 @@
-//! imgd-webp: libwebp behind a safe API: lossy encoding that can be stopped while it runs, and
-//! decoding scaled while decoding ([`decode`]).
+//! imgd-webp: libwebp behind a safe API: lossy encoding that can be stopped while it runs,
+//! animations encoded a frame at a time ([`AnimationEncoder`]), and decoding scaled while
+//! decoding ([`decode`]).
 //!
 //! The `webp` crate runs `WebPEncode` to its end. A 50-megapixel encode takes seconds, and imgd
 //! must stop a render nobody waits for (its client left, its deadline passed) inside such a
@@ -11,8 +12,10 @@
 
 #![allow(unsafe_code)]
 
+mod anim;
 mod decode;
 
+pub use anim::{AnimationEncoder, CANVASES as ANIMATION_CANVASES, LoopCount};
 pub use decode::{DecodeError, Features, decode, features};
 
 use std::ffi::{c_int, c_void};

@@ -73,6 +73,8 @@ pub struct SourceFacts {
     pub height: u32,
     /// Size of the stored original.
     pub bytes: u64,
+    /// 1 for a still.
+    pub frames: u32,
 }
 
 /// Limits enforced before a single pixel is decoded.
@@ -116,6 +118,10 @@ pub trait Imaging: Send + Sync + 'static {
     /// estimated peak memory of the render in bytes (the source's own bytes included), before
     /// the source is read. Refusals here are the client's (`option_out_of_range`).
     fn render_cost(&self, source: &SourceFacts, spec: &RenderSpec) -> Result<u64>;
+
+    /// Whether rendering every frame of an animated `source` as `spec` stays within the
+    /// animation budget; when it does not, the variant is the first frame.
+    fn keeps_animation(&self, source: &SourceFacts, spec: &RenderSpec) -> bool;
 
     /// Renders `spec` from the original `bytes`, stopping at the next checkpoint once `job`
     /// says so (deadline passed, or cancelled).

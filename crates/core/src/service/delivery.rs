@@ -15,6 +15,7 @@ use moka::sync::Cache;
 
 use super::Ports;
 use super::id_filter::{IdFilter, Presence};
+use super::render_plan::{StillReason, resolve_render};
 use super::render_pool::RenderPool;
 use crate::format::ImageFormat;
 use crate::id::{ImageId, TenantId, VariantKey};
@@ -101,6 +102,13 @@ pub struct VariantPlan {
     pub presets_only: bool,
 }
 
+impl VariantPlan {
+    /// Why an animated source renders as a still, for the `x-imgd-animation` header.
+    pub fn still_reason(&self) -> Option<StillReason> {
+        StillReason::of(self.image.frames, &self.spec)
+    }
+}
+
 #[derive(Clone)]
 struct CachedVariant {
     bytes: Bytes,
@@ -115,6 +123,17 @@ struct DeliveryMetrics {
     store_hits: metrics::Counter,
     renders: metrics::Counter,
     render_seconds: metrics::Histogram,
+}
+
+/// What the pipeline needs to know of a stored source before reading it.
+fn source_facts(image: &ImageRecord) -> SourceFacts {
+    SourceFacts {
+        format: image.format,
+        width: image.width,
+        height: image.height,
+        bytes: image.bytes,
+        frames: image.frames,
+    }
 }
 
 /// Takes one request from a keyed budget.
@@ -315,23 +334,13 @@ impl DeliveryService {
         let image = self.image(id).await?;
         let presets = self.presets_for(&image.tenant).await?;
         let spec = request.apply(&presets, &self.settings.transform_limits)?;
-        let mut resolved = spec.resolve(image.format, accept, &self.settings.quality);
-        if resolved.vary_accept && resolved.spec.format == ImageFormat::Avif {
-            // `f=auto` must always answer: an AVIF too large to encode within bounds becomes
-            // WebP (what every AVIF-capable browser also takes).
-            let facts = SourceFacts {
-                format: image.format,
-                width: image.width,
-                height: image.height,
-                bytes: image.bytes,
-            };
-            if let Err(e) = self.ports.imaging.render_cost(&facts, &resolved.spec)
-                && e.code() == Code::AvifTooLarge
-            {
-                resolved = spec.resolve(image.format, Some("image/webp"), &self.settings.quality);
-                resolved.vary_accept = true;
-            }
-        }
+        let resolved = resolve_render(
+            self.ports.imaging.as_ref(),
+            &source_facts(&image),
+            &spec,
+            accept,
+            &self.settings.quality,
+        );
         Ok(VariantPlan {
             key: resolved.spec.variant_key(&image.tenant, &image.hash),
             spec: resolved.spec,
@@ -424,13 +433,7 @@ impl DeliveryService {
         key: &VariantKey,
     ) -> Result<CachedVariant> {
         // Admission first (pixel limits, a worker, the memory): the source is read only then.
-        let facts = SourceFacts {
-            format: image.format,
-            width: image.width,
-            height: image.height,
-            bytes: image.bytes,
-        };
-        let cost = self.ports.imaging.render_cost(&facts, spec)?;
+        let cost = self.ports.imaging.render_cost(&source_facts(image), spec)?;
         let slot = self.pool.admit(cost).await?;
         let source = self
             .ports

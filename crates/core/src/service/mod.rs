@@ -8,6 +8,7 @@
 //! - [`catalog`]: get, list, tag and delete images.
 //! - [`gc`]: collection of unreferenced blobs, safe against racing uploads without locks.
 //! - [`delivery`]: originals and variants, rendered once and cached.
+//! - [`render_plan`]: a request made concrete for its source: format, and frames kept or not.
 //! - [`signing`]: signed delivery URLs (HMAC-SHA256, expiry, key rotation).
 //! - [`sealing`]: secrets at rest, sealed under the key-encryption key (KEK).
 //! - [`tenancy`]: tenants, their policy, quota, usage and signing keys; delivery admission.
@@ -22,6 +23,7 @@ pub mod id_filter;
 pub mod ingest;
 pub mod jobs;
 pub mod memory;
+pub mod render_plan;
 pub mod render_pool;
 pub mod sealing;
 pub mod signing;

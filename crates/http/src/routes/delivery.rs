@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use imgd_core::id::ImageId;
 use imgd_core::model::{ImageRecord, now_millis};
-use imgd_core::service::delivery::{Delivery, Payload};
+use imgd_core::service::delivery::{Delivery, Payload, VariantPlan};
 use imgd_core::service::tenancy::TenantService;
 
 use crate::conditional::{RangeOutcome, not_modified, range};
@@ -174,7 +174,7 @@ async fn serve_variant(
                         .headers_mut()
                         .insert(header::CACHE_CONTROL, lifetime.header());
                 }
-                return Ok(relayed);
+                return Ok(with_still_reason(&plan, relayed));
             }
             Err(e) => {
                 tracing::warn!(owner = %owner.id, error = %e, "serving a variant its owner did not")
@@ -182,7 +182,20 @@ async fn serve_variant(
         }
     }
     let delivery = state.delivery.deliver(&plan, client).await?;
-    respond(state, &delivery, lifetime, method, headers).await
+    let response = respond(state, &delivery, lifetime, method, headers).await?;
+    Ok(with_still_reason(&plan, response))
+}
+
+/// Says so when an animated source was rendered as its first frame. Decided by the plan (not
+/// the render), so a relayed answer, a cached hit and a 304 say what the first render said.
+fn with_still_reason(plan: &VariantPlan, mut response: Response) -> Response {
+    if let Some(reason) = plan.still_reason() {
+        response.headers_mut().insert(
+            "x-imgd-animation",
+            HeaderValue::from_static(reason.header()),
+        );
+    }
+    response
 }
 
 /// Validators and caching headers shared by 200, 206 and 304.

@@ -129,6 +129,7 @@ mod tests {
             quality: 80,
             blur_tenths: None,
             rotate: Rotation::R0,
+            animated: false,
         }
     }
 

@@ -6,6 +6,7 @@ mod common;
 #[path = "../shared/postgres.rs"]
 mod postgres;
 
+mod animation;
 mod api;
 mod authz;
 mod connections;

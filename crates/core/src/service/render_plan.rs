@@ -1,0 +1,71 @@
+//! From a parsed request and its source to the exact render, the same for the server and for
+//! `imgd render`: the output format (the request, `Accept`, AVIF's size cap) and whether an
+//! animation keeps its frames (the output format can carry them and the animation budget
+//! allows it). Every input is known before the source's bytes are read, so the outcome, and the
+//! variant key derived from it, is the same on every request: a cached hit says what a fresh
+//! render said ([`StillReason`]).
+
+use crate::Code;
+use crate::format::ImageFormat;
+use crate::port::{Imaging, SourceFacts};
+use crate::transform::{QualityDefaults, RenderSpec, Resolved, SourceKind, TransformSpec};
+
+/// Makes `spec` concrete for `source` and a client that sent `accept`.
+pub fn resolve_render(
+    imaging: &dyn Imaging,
+    source: &SourceFacts,
+    spec: &TransformSpec,
+    accept: Option<&str>,
+    quality: &QualityDefaults,
+) -> Resolved {
+    let kind = SourceKind {
+        format: source.format,
+        animated: source.frames > 1,
+    };
+    let mut resolved = spec.resolve(kind, accept, quality);
+    if resolved.vary_accept
+        && resolved.spec.format == ImageFormat::Avif
+        && imaging
+            .render_cost(source, &resolved.spec)
+            .is_err_and(|e| e.code() == Code::AvifTooLarge)
+    {
+        // `f=auto` must always answer: an AVIF too large to encode within bounds becomes WebP
+        // (what every AVIF-capable browser also takes).
+        resolved = spec.resolve(kind, Some("image/webp"), quality);
+        resolved.vary_accept = true;
+    }
+    if resolved.spec.animated && !imaging.keeps_animation(source, &resolved.spec) {
+        resolved.spec.animated = false;
+    }
+    resolved
+}
+
+/// Why a render of an animated source is a still; `None` for stills and kept animations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StillReason {
+    /// The output format has no frames (JPEG, PNG, AVIF here).
+    Format,
+    /// Every frame would pass `render.max_animation_pixels`.
+    Budget,
+}
+
+impl StillReason {
+    /// Of a render of `spec` from a source of `frames` frames.
+    pub fn of(frames: u32, spec: &RenderSpec) -> Option<StillReason> {
+        if frames <= 1 || spec.animated {
+            None
+        } else if spec.format.animates() {
+            Some(StillReason::Budget)
+        } else {
+            Some(StillReason::Format)
+        }
+    }
+
+    /// The `x-imgd-animation` header's value.
+    pub fn header(self) -> &'static str {
+        match self {
+            StillReason::Format => "first-frame; reason=format",
+            StillReason::Budget => "first-frame; reason=budget",
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The frames of a GIF or animated WebP, one at a time, through the `image` crate: each is
+//! composited onto the canvas (disposal and blending applied), so it is a whole picture of the
+//! animation's size. Allocations are capped like a still decode's; a panic inside the codec is
+//! a corrupt file, not a crash.
+
+use std::io::Cursor;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use image::codecs::{gif::GifDecoder, webp::WebPDecoder};
+use image::metadata::LoopCount;
+use image::{AnimationDecoder, DynamicImage, ImageDecoder};
+use imgd_core::format::ImageFormat;
+use imgd_core::{Error, Result};
+
+use crate::decode::corrupt;
+use crate::probe::Probe;
+
+/// One composited frame and how long it shows.
+pub(super) struct Frame {
+    /// RGBA, the animation's size.
+    pub image: DynamicImage,
+    pub delay_ms: u32,
+}
+
+/// A decoder positioned before the next frame.
+pub(super) struct Frames<'a> {
+    frames: image::Frames<'a>,
+    /// How many times the animation plays; 0 is forever.
+    loop_count: u16,
+}
+
+fn rejected() -> Error {
+    Error::CorruptImage("the decoder rejected this file".into())
+}
+
+impl<'a> Frames<'a> {
+    /// Opens `bytes` (a GIF or WebP per `probe`) with allocations capped for pictures of up to
+    /// `max_pixels`.
+    pub fn open(bytes: &'a [u8], probe: &Probe, max_pixels: u64) -> Result<Self> {
+        let mut limits = image::Limits::default();
+        // The canvas kept between frames and the frame being composited, 8-bit RGBA.
+        limits.max_alloc = Some(max_pixels.saturating_mul(4 * 2));
+        let opened = catch_unwind(AssertUnwindSafe(
+            || -> Result<(image::Frames<'a>, LoopCount)> {
+                let cursor = Cursor::new(bytes);
+                match probe.format {
+                    ImageFormat::Gif => {
+                        let mut decoder = GifDecoder::new(cursor).map_err(corrupt)?;
+                        decoder.set_limits(limits).map_err(corrupt)?;
+                        let loops = decoder.loop_count();
+                        Ok((decoder.into_frames(), loops))
+                    }
+                    ImageFormat::Webp => {
+                        let mut decoder = WebPDecoder::new(cursor).map_err(corrupt)?;
+                        decoder.set_limits(limits).map_err(corrupt)?;
+                        let loops = decoder.loop_count();
+                        Ok((decoder.into_frames(), loops))
+                    }
+                    other => Err(Error::UnsupportedFormat(format!(
+                        "{} has no frames to keep",
+                        other.name()
+                    ))),
+                }
+            },
+        ))
+        .unwrap_or_else(|_| Err(rejected()))?;
+        let (frames, loops) = opened;
+        let loop_count = match loops {
+            LoopCount::Infinite => 0,
+            LoopCount::Finite(n) => u16::try_from(n.get()).unwrap_or(u16::MAX),
+        };
+        Ok(Frames { frames, loop_count })
+    }
+
+    /// How many times the animation plays; 0 is forever.
+    pub fn loop_count(&self) -> u16 {
+        self.loop_count
+    }
+
+    /// The next frame, or `None` after the last.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>> {
+        let next = catch_unwind(AssertUnwindSafe(|| self.frames.next())).map_err(|_| rejected())?;
+        let Some(frame) = next.transpose().map_err(corrupt)? else {
+            return Ok(None);
+        };
+        let (numerator, denominator) = frame.delay().numer_denom_ms();
+        let delay_ms = numerator.checked_div(denominator).unwrap_or(0);
+        Ok(Some(Frame {
+            image: DynamicImage::ImageRgba8(frame.into_buffer()),
+            delay_ms,
+        }))
+    }
+}

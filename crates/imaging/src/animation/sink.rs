@@ -1,0 +1,122 @@
+//! Streaming encoders for animations: a frame goes in as soon as it is rendered and only the
+//! encoded bytes stay. GIF through the `gif` crate (a NeuQuant palette per frame at speed 10,
+//! as for a still GIF; each frame whole, replacing the last), WebP through libwebp's animation
+//! encoder ([`imgd_webp::AnimationEncoder`], lossy, stoppable inside a frame).
+
+use image::DynamicImage;
+use imgd_core::format::ImageFormat;
+use imgd_core::port::JobControl;
+use imgd_core::{Error, Result};
+use imgd_webp::{AnimationEncoder, EncodeError};
+
+/// NeuQuant's sampling factor: the same as a still GIF's (1 is several times slower).
+const GIF_SPEED: i32 = 10;
+
+fn failed(format: ImageFormat, e: impl std::fmt::Display) -> Error {
+    Error::internal(format!("animated {} encoder: {e}", format.name()))
+}
+
+enum Encoder {
+    Gif(gif::Encoder<Vec<u8>>),
+    Webp(AnimationEncoder),
+}
+
+/// An animation being encoded; the encoder opens with the first frame's size.
+pub(super) struct Sink {
+    format: ImageFormat,
+    quality: u8,
+    /// 0 is forever.
+    loop_count: u16,
+    encoder: Option<(Encoder, (u32, u32))>,
+}
+
+impl Sink {
+    /// A sink for `format` (GIF or WebP) at `quality` (WebP only), playing `loop_count` times.
+    pub fn new(format: ImageFormat, quality: u8, loop_count: u16) -> Result<Self> {
+        if !format.animates() {
+            return Err(Error::internal(format!(
+                "{} cannot hold an animation",
+                format.name()
+            )));
+        }
+        Ok(Sink {
+            format,
+            quality,
+            loop_count,
+            encoder: None,
+        })
+    }
+
+    fn open(&self, (w, h): (u32, u32)) -> Result<Encoder> {
+        let format = self.format;
+        Ok(match format {
+            ImageFormat::Gif => {
+                let side = |n: u32| u16::try_from(n).map_err(|e| failed(format, e));
+                let mut encoder = gif::Encoder::new(Vec::new(), side(w)?, side(h)?, &[])
+                    .map_err(|e| failed(format, e))?;
+                let repeat = match self.loop_count {
+                    0 => gif::Repeat::Infinite,
+                    n => gif::Repeat::Finite(n),
+                };
+                encoder.set_repeat(repeat).map_err(|e| failed(format, e))?;
+                Encoder::Gif(encoder)
+            }
+            _ => Encoder::Webp(
+                AnimationEncoder::new(w, h, f32::from(self.quality), self.loop_count)
+                    .map_err(|e| failed(format, e))?,
+            ),
+        })
+    }
+
+    /// Encodes `image` (every frame the same size) shown for `delay_ms`.
+    pub fn add(&mut self, image: DynamicImage, delay_ms: u32, job: &JobControl) -> Result<()> {
+        let size = (image.width(), image.height());
+        if self.encoder.is_none() {
+            self.encoder = Some((self.open(size)?, size));
+        }
+        let format = self.format;
+        let Some((encoder, first)) = self.encoder.as_mut() else {
+            unreachable!("opened above");
+        };
+        if size != *first {
+            return Err(failed(format, format!("frame {size:?} after {first:?}")));
+        }
+        let mut rgba = image.into_rgba8();
+        match encoder {
+            Encoder::Gif(gif) => {
+                let (w, h) = (size.0 as u16, size.1 as u16);
+                let mut frame = gif::Frame::from_rgba_speed(w, h, &mut rgba, GIF_SPEED);
+                // Centiseconds, GIF's unit.
+                frame.delay = u16::try_from(delay_ms / 10).unwrap_or(u16::MAX);
+                // Every frame is whole: it replaces the last.
+                frame.dispose = gif::DisposalMethod::Background;
+                gif.write_frame(&frame).map_err(|e| failed(format, e))?;
+            }
+            Encoder::Webp(webp) => {
+                let keep_going = || job.checkpoint().is_ok();
+                match webp.add_frame(&rgba, delay_ms, &keep_going) {
+                    Ok(()) => {}
+                    Err(EncodeError::Stopped) => {
+                        job.checkpoint()?;
+                        return Err(failed(format, "stopped without a reason"));
+                    }
+                    Err(e) => return Err(failed(format, e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The encoded file and its size.
+    pub fn finish(self) -> Result<(Vec<u8>, (u32, u32))> {
+        let format = self.format;
+        let (encoder, size) = self
+            .encoder
+            .ok_or_else(|| Error::CorruptImage("the animation has no frames".into()))?;
+        let bytes = match encoder {
+            Encoder::Gif(gif) => gif.into_inner().map_err(|e| failed(format, e))?,
+            Encoder::Webp(webp) => webp.finish().map_err(|e| failed(format, e))?,
+        };
+        Ok((bytes, size))
+    }
+}
