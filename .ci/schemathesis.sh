@@ -7,7 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python3 -m pip install -q 'schemathesis>=4.3,<5' 2>&1 | grep -v -i warning || true
-cargo build -q -p imgd
+# `cargo test --workspace` has built it already; `cargo build` would build it again (without the
+# dev-dependencies' features it resolves tokio differently and rebuilds the tree under it).
+# SCHEMATHESIS_BUILD=1 builds anyway (a local tree whose binary may be stale).
+if [ ! -x target/debug/imgd ] || [ "${SCHEMATHESIS_BUILD:-0}" = 1 ]; then
+  cargo build -q -p imgd
+fi
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 data=$(mktemp -d)
 key="schemathesis-admin-key-$(date +%s%N)"

@@ -88,10 +88,18 @@ pub(crate) fn render(
     let mut frames = frames::Frames::open(bytes, probe, settings.max_pixels)?;
     let mut sink = sink::Sink::new(spec.format, spec.quality, frames.loop_count())?;
     // The probe counted the frames the budget was computed for: no more are rendered.
-    for _ in 0..probe.frames {
+    for index in 0..probe.frames {
         job.checkpoint()?;
-        let Some(frame) = frames.next_frame()? else {
-            break;
+        let frame = match frames.next_frame() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            // A damaged frame ends the animation where it is, as browsers show such a file;
+            // only a first frame that cannot be read fails the render (the still would too).
+            Err(_) if index > 0 => {
+                metrics::counter!("imgd_animation_truncated_total").increment(1);
+                break;
+            }
+            Err(e) => return Err(e),
         };
         let image = transform(frame.image, probe.orientation, spec, plan, job)?;
         sink.add(image, frame.delay_ms, job)?;
@@ -104,4 +112,122 @@ pub(crate) fn render(
         width,
         height,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use image::codecs::gif::{GifDecoder, GifEncoder, Repeat};
+    use image::{AnimationDecoder, Delay, Frame, Rgba, RgbaImage};
+    use imgd_core::transform::{Fit, Gravity, Rotation};
+
+    use super::*;
+    use crate::encode::EncodeOptions;
+    use crate::ops::layout;
+
+    fn settings() -> PipelineSettings {
+        PipelineSettings {
+            keep_icc: true,
+            encode: EncodeOptions { avif_speed: 10 },
+            max_pixels: 50_000_000,
+            max_avif_pixels: 2_000_000,
+            max_gif_pixels: 8_000_000,
+            max_animation_pixels: 100_000_000,
+        }
+    }
+
+    fn gif(frames: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        {
+            let mut encoder = GifEncoder::new(&mut out);
+            encoder.set_repeat(Repeat::Finite(3)).unwrap();
+            for i in 0..frames {
+                let image = RgbaImage::from_pixel(40, 20, Rgba([(i * 50) as u8, 9, 9, 255]));
+                let delay = Delay::from_numer_denom_ms(30 + 10 * i, 1);
+                encoder
+                    .encode_frame(Frame::from_parts(image, 0, 0, delay))
+                    .unwrap();
+            }
+        }
+        out
+    }
+
+    fn spec(format: ImageFormat) -> RenderSpec {
+        RenderSpec {
+            width: Some(20),
+            height: None,
+            fit: Fit::Inside,
+            gravity: Gravity::Center,
+            format,
+            quality: 80,
+            blur_tenths: None,
+            rotate: Rotation::R0,
+            animated: true,
+        }
+    }
+
+    fn render_gif(bytes: &[u8]) -> Result<Rendered> {
+        let probe = crate::probe::probe(bytes)?;
+        let spec = spec(ImageFormat::Gif);
+        let plan = layout::plan(probe.oriented_size(), &spec);
+        let job = JobControl::new(Instant::now() + Duration::from_secs(30), None);
+        render(bytes, &probe, &spec, &plan, &settings(), &job)
+    }
+
+    #[test]
+    fn frames_keep_their_delays_and_the_loop_count() {
+        let out = render_gif(&gif(3)).unwrap();
+        assert_eq!((out.width, out.height), (20, 10));
+        let decoder = GifDecoder::new(std::io::Cursor::new(&out.bytes)).unwrap();
+        let frames: Vec<_> = decoder.into_frames().collect::<Result<_, _>>().unwrap();
+        let delays: Vec<_> = frames.iter().map(|f| f.delay().numer_denom_ms()).collect();
+        assert_eq!(delays, [(30, 1), (40, 1), (50, 1)]);
+        // NETSCAPE2.0's loop count: 3, little-endian, after the sub-block's id byte.
+        let at = out
+            .bytes
+            .windows(11)
+            .position(|w| w == b"NETSCAPE2.0")
+            .unwrap();
+        assert_eq!(&out.bytes[at + 13..at + 15], &[3, 0]);
+    }
+
+    #[test]
+    fn a_damaged_frame_ends_the_animation_there() {
+        let whole = gif(4);
+        let whole_frames = render_gif(&whole).unwrap();
+        // Cut inside the last frame's image data (the trailer and part of the data gone).
+        let cut = &whole[..whole.len() - 12];
+        let out = render_gif(cut).unwrap();
+        let decoder = GifDecoder::new(std::io::Cursor::new(&out.bytes)).unwrap();
+        let frames = decoder.into_frames().count();
+        assert!((1..4).contains(&frames), "{frames} frames kept");
+        assert!(out.bytes.len() < whole_frames.bytes.len());
+        // Cut inside the first frame: nothing to show, a corrupt file.
+        let err = render_gif(&whole[..40]).unwrap_err();
+        assert_eq!(err.code(), "corrupt_image");
+    }
+
+    #[test]
+    fn the_budget_counts_frames_times_the_larger_picture() {
+        let source = SourceFacts {
+            format: ImageFormat::Gif,
+            width: 1000,
+            height: 1000,
+            bytes: 1,
+            frames: 100,
+        };
+        let tight = PipelineSettings {
+            max_animation_pixels: 99_999_999,
+            ..settings()
+        };
+        assert!(fits(&source, (100, 100), ImageFormat::Webp, &settings()));
+        assert!(!fits(&source, (100, 100), ImageFormat::Webp, &tight));
+        // Upscaled output counts at its own size.
+        assert!(!fits(&source, (2000, 1000), ImageFormat::Webp, &settings()));
+        // GIF output: frames x output pixels within max_gif_pixels as well.
+        assert!(fits(&source, (200, 200), ImageFormat::Gif, &settings()));
+        assert!(!fits(&source, (300, 300), ImageFormat::Gif, &settings()));
+        assert!(!fits(&source, (100, 100), ImageFormat::Jpeg, &settings()));
+    }
 }
