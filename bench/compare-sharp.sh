@@ -24,13 +24,7 @@ trap 'rm -rf "$WORK"' EXIT
 . bench/lib.sh
 IMGD=$(imgd_binary)
 
-sharp_dir="$CACHE/sharp-$SHARP_VERSION"
-if [ ! -d "$sharp_dir/node_modules/sharp" ]; then
-  mkdir -p "$sharp_dir"
-  (cd "$sharp_dir" && echo '{"private":true}' >package.json &&
-    npm install --silent --no-audit --no-fund "sharp@$SHARP_VERSION" >/dev/null)
-fi
-export SHARP_MODULE="$sharp_dir/node_modules/sharp" UV_THREADPOOL_SIZE=1
+use_sharp
 
 inputs="$CACHE/inputs-$COUNT"
 last=$(printf '%02d' $((COUNT - 1)))

@@ -1,4 +1,4 @@
-# Shared by the render comparisons (compare-vips.sh, compare-sharp.sh): timing one command's
+# Shared by the render comparisons (compare-vips.sh, compare-sharp.sh, compare-animated.sh): timing one command's
 # run with GNU time, and the median of several. Source it; WORK and RUNS must be set.
 
 # Prints "wall_seconds peak_kib user_seconds system_seconds" for one run of the command, or
@@ -28,4 +28,16 @@ imgd_binary() {
     cargo build --release -q -p imgd "${flags[@]}" >&2 || return 1
   fi
   echo "$bin"
+}
+
+# sharp SHARP_VERSION from npm, installed once under CACHE; exports SHARP_MODULE for the node
+# scripts and UV_THREADPOOL_SIZE=1 (with sharp.concurrency(1) in them: one thread).
+use_sharp() {
+  local dir="$CACHE/sharp-$SHARP_VERSION"
+  if [ ! -d "$dir/node_modules/sharp" ]; then
+    mkdir -p "$dir"
+    (cd "$dir" && echo '{"private":true}' >package.json &&
+      npm install --silent --no-audit --no-fund "sharp@$SHARP_VERSION" >/dev/null)
+  fi
+  export SHARP_MODULE="$dir/node_modules/sharp" UV_THREADPOOL_SIZE=1
 }

@@ -44,6 +44,7 @@ const RELAYED_RESPONSE_HEADERS: &[&str] = &[
     "x-content-type-options",
     "x-imgd-cache",
     "x-imgd-node",
+    "x-imgd-animation",
 ];
 
 /// Bodies up to this size are read whole before relaying; larger ones stream through.

@@ -78,15 +78,11 @@ pub fn encode(
             // The slowest encoder per pixel (seconds for tens of megapixels): libwebp asks
             // `job` between macroblock rows, so a render nobody waits for stops inside it.
             let keep_going = || job.checkpoint().is_ok();
-            let encoded =
-                match imgd_webp::encode_lossy(pixels, w, h, f32::from(quality), &keep_going) {
-                    Ok(encoded) => encoded,
-                    Err(EncodeError::Stopped) => {
-                        job.checkpoint()?;
-                        return Err(fail("stopped without a reason".into()));
-                    }
-                    Err(e) => return Err(fail(e.to_string())),
-                };
+            let encoded = libwebp_outcome(
+                imgd_webp::encode_lossy(pixels, w, h, f32::from(quality), &keep_going),
+                job,
+                &fail,
+            )?;
             out = match icc {
                 Some(icc) => webp_with_icc(&encoded, icc, (w, h), image.color().has_alpha()),
                 None => encoded,
@@ -131,6 +127,23 @@ pub fn encode(
         }
     }
     Ok(out)
+}
+
+/// A libwebp call's outcome: stopped by `job` becomes the job's own error (cancelled, timed
+/// out), any other failure the encoder's.
+pub(crate) fn libwebp_outcome<T>(
+    result: std::result::Result<T, EncodeError>,
+    job: &JobControl,
+    fail: &dyn Fn(String) -> Error,
+) -> Result<T> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(EncodeError::Stopped) => {
+            job.checkpoint()?;
+            Err(fail("stopped without a reason".into()))
+        }
+        Err(e) => Err(fail(e.to_string())),
+    }
 }
 
 /// Composites transparency onto white for formats without alpha.

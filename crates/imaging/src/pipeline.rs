@@ -281,6 +281,19 @@ impl Imaging for Pipeline {
     }
 }
 
+/// The defaults of `config/default.toml`, fast AVIF: for the crate's tests.
+#[cfg(test)]
+pub(crate) fn test_settings() -> PipelineSettings {
+    PipelineSettings {
+        keep_icc: true,
+        encode: EncodeOptions { avif_speed: 10 },
+        max_pixels: 50_000_000,
+        max_avif_pixels: 2_000_000,
+        max_gif_pixels: 8_000_000,
+        max_animation_pixels: 100_000_000,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
@@ -290,14 +303,7 @@ mod tests {
     use super::*;
 
     fn pipeline() -> Pipeline {
-        Pipeline::new(PipelineSettings {
-            keep_icc: true,
-            encode: EncodeOptions { avif_speed: 10 },
-            max_pixels: 50_000_000,
-            max_avif_pixels: 2_000_000,
-            max_gif_pixels: 8_000_000,
-            max_animation_pixels: 100_000_000,
-        })
+        Pipeline::new(test_settings())
     }
 
     fn job() -> JobControl {

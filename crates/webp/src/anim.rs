@@ -1,20 +1,60 @@
 //! Animated WebP encoding through libwebp's `WebPAnimEncoder`, a frame at a time.
 //!
 //! A caller adds frames as it produces them (no animation is ever held whole as pixels), each
-//! with its start time, and asks for the file at the end. The same progress hook as a still
-//! encode ([`crate::encode_lossy`]) is set on every frame, so a long frame stops part-way when
-//! the caller's `keep_going` says so; libwebp copies the hook onto the sub-frames it encodes.
+//! with its duration, and asks for the file at the end. A progress hook is set on every frame,
+//! so a long frame stops part-way when the caller's `keep_going` says so. libwebp copies the
+//! hook and its `user_data` into its own canvas and may call it again later (assembling a file
+//! whose frames collapsed into one re-encodes that canvas), so `user_data` is a [`HookSlot`] the
+//! encoder owns, which names the caller's check only while a call that takes one is running.
 //!
 //! libwebp keeps three canvases of the animation's size (previous, previous disposed, current)
 //! and the encoded candidates of the frames it has not yet placed: about [`CANVASES`] ARGB
 //! canvases in all, plus the encoded bytes.
 
+use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::ptr::NonNull;
 
 use libwebp_sys as sys;
 
-use crate::{EncodeError, KeepGoing, MAX_SIDE, Picture, progress_hook};
+use crate::{EncodeError, KeepGoing, MAX_SIDE, Picture};
+
+/// What the progress hook asks: the check of the call in progress, or none (keep going).
+struct HookSlot {
+    current: Cell<Option<NonNull<KeepGoing<'static>>>>,
+}
+
+impl HookSlot {
+    /// Runs `call` with `keep_going` reachable from the hook, and unreachable again after.
+    fn with<T>(&self, keep_going: &dyn Fn() -> bool, call: impl FnOnce() -> T) -> T {
+        let keep_going: KeepGoing<'_> = keep_going;
+        // The lifetime is erased for storage only: the slot is cleared below, before
+        // `keep_going` goes out of scope, and the hook reads it only during `call`.
+        let erased = NonNull::from(&keep_going).cast::<KeepGoing<'static>>();
+        self.current.set(Some(erased));
+        let out = call();
+        self.current.set(None);
+        out
+    }
+}
+
+/// libwebp's progress hook for animation frames: 1 goes on, 0 stops the encode.
+unsafe extern "C" fn slot_progress_hook(
+    _percent: c_int,
+    picture: *const sys::WebPPicture,
+) -> c_int {
+    // SAFETY: every picture that carries this hook (ours, and the canvas copies libwebp makes of
+    // it) has `user_data` pointing at the boxed `HookSlot` of the encoder that is running it,
+    // which lives until that encoder is deleted.
+    let slot = unsafe { &*((*picture).user_data as *const HookSlot) };
+    match slot.current.get() {
+        // SAFETY: set by `HookSlot::with`, which clears it before the check it names is gone.
+        // The check must not panic (an unwind cannot cross this frame): imgd's reads an atomic
+        // and the clock.
+        Some(keep_going) => c_int::from(unsafe { keep_going.as_ref() }()),
+        None => 1,
+    }
+}
 
 /// ARGB canvases of the animation's size libwebp holds at once while encoding, rounded up
 /// (three of its own, the frame handed to it, the sub-frame candidates).
@@ -24,6 +64,9 @@ pub const CANVASES: u64 = 6;
 /// comes out of [`AnimationEncoder::finish`]. The encoder is freed on drop, finished or not.
 pub struct AnimationEncoder {
     encoder: NonNull<sys::WebPAnimEncoder>,
+    /// The hook's `user_data`; boxed so its address is stable, and dropped after the encoder
+    /// (`Drop::drop` deletes the encoder before the fields are dropped).
+    hook: Box<HookSlot>,
     config: sys::WebPConfig,
     width: u32,
     height: u32,
@@ -68,8 +111,9 @@ impl AnimationEncoder {
         if unsafe { sys::WebPValidateConfig(&config) } == 0 {
             return Err(EncodeError::Invalid(format!("quality {quality}")));
         }
-        let mut options = std::mem::MaybeUninit::<sys::WebPAnimEncoderOptions>::uninit();
-        // SAFETY: the init function fills every field of the options it is given.
+        // Zeroed: the init function sets every option but leaves the struct's padding words.
+        let mut options = std::mem::MaybeUninit::<sys::WebPAnimEncoderOptions>::zeroed();
+        // SAFETY: `options` is a valid (zeroed) struct the init function writes into.
         let initialised = unsafe {
             sys::WebPAnimEncoderOptionsInitInternal(
                 options.as_mut_ptr(),
@@ -79,7 +123,7 @@ impl AnimationEncoder {
         if initialised == 0 {
             return Err(mismatch());
         }
-        // SAFETY: initialised just above.
+        // SAFETY: all-zero is a valid value of this plain C struct, and the init filled it.
         let mut options = unsafe { options.assume_init() };
         options.anim_params.loop_count = c_int::from(loop_count);
         // Lossy frames only: trying lossless too doubles the work for a rarely smaller file.
@@ -98,6 +142,9 @@ impl AnimationEncoder {
         ))?;
         Ok(AnimationEncoder {
             encoder,
+            hook: Box::new(HookSlot {
+                current: Cell::new(None),
+            }),
             config,
             width,
             height,
@@ -139,22 +186,19 @@ impl AnimationEncoder {
         if imported == 0 {
             return Err(EncodeError::Failed(picture.0.error_code));
         }
-        let keep_going: KeepGoing<'_> = keep_going;
-        picture.0.progress_hook = Some(progress_hook);
-        picture.0.user_data = (&keep_going as *const KeepGoing<'_>)
-            .cast_mut()
-            .cast::<c_void>();
+        picture.0.progress_hook = Some(slot_progress_hook);
+        picture.0.user_data = (&*self.hook as *const HookSlot).cast_mut().cast::<c_void>();
         // SAFETY: the encoder is live; `picture` holds imported ARGB of the encoder's size and a
-        // hook whose `user_data` points at `keep_going`, which outlives this call (libwebp keeps
-        // no reference to the picture after it returns); `config` was validated in `new`.
-        let added = unsafe {
+        // hook whose `user_data` is the encoder's own slot (see `slot_progress_hook`); `config`
+        // was validated in `new`. libwebp copies the picture and keeps no reference to it.
+        let added = self.hook.with(keep_going, || unsafe {
             sys::WebPAnimEncoderAdd(
                 self.encoder.as_ptr(),
                 &mut picture.0,
                 self.timestamp_ms,
                 &self.config,
             )
-        };
+        });
         if added == 0 {
             return Err(if keep_going() {
                 EncodeError::Failed(picture.0.error_code)
@@ -162,13 +206,17 @@ impl AnimationEncoder {
                 EncodeError::Stopped
             });
         }
+        // libwebp reads each frame's duration as the difference of two timestamps, wrapping
+        // included, so a total past 2^31 ms still gives every frame its own.
         let duration = c_int::try_from(duration_ms).unwrap_or(c_int::MAX);
-        self.timestamp_ms = self.timestamp_ms.saturating_add(duration);
+        self.timestamp_ms = self.timestamp_ms.wrapping_add(duration);
         Ok(())
     }
 
     /// The animated WebP file: the last frame lasts until the time the durations add up to.
-    pub fn finish(self) -> Result<Vec<u8>, EncodeError> {
+    /// Assembling may encode once more (a file whose frames collapsed into one), asking
+    /// `keep_going` as it does.
+    pub fn finish(self, keep_going: &dyn Fn() -> bool) -> Result<Vec<u8>, EncodeError> {
         // SAFETY: a null frame tells the encoder the animation ends at this timestamp.
         let flushed = unsafe {
             sys::WebPAnimEncoderAdd(
@@ -188,18 +236,27 @@ impl AnimationEncoder {
             size: 0,
         };
         // SAFETY: the encoder is live and `data` is an empty `WebPData` it fills.
-        let assembled = unsafe { sys::WebPAnimEncoderAssemble(self.encoder.as_ptr(), &mut data) };
-        if assembled == 0 || data.bytes.is_null() {
+        let assembled = self.hook.with(keep_going, || unsafe {
+            sys::WebPAnimEncoderAssemble(self.encoder.as_ptr(), &mut data)
+        });
+        if data.bytes.is_null() {
             return Err(EncodeError::Failed(
                 sys::WebPEncodingError::VP8_ENC_ERROR_BAD_WRITE,
             ));
         }
-        // SAFETY: after a successful assembly `bytes` points at `size` bytes that libwebp
-        // allocated for the caller, copied here and then freed once with `WebPFree`.
-        let out = unsafe { std::slice::from_raw_parts(data.bytes, data.size) }.to_vec();
-        // SAFETY: as above; nothing reads `data` after this.
+        // SAFETY: a non-null `bytes` points at `size` bytes libwebp allocated for the caller
+        // (even when a late step of the assembly failed), copied here only on success.
+        let out = (assembled != 0)
+            .then(|| unsafe { std::slice::from_raw_parts(data.bytes, data.size) }.to_vec());
+        // SAFETY: as above; freed once, and nothing reads `data` after this.
         unsafe { sys::WebPFree(data.bytes.cast_mut().cast::<c_void>()) };
-        Ok(out)
+        match out {
+            Some(out) => Ok(out),
+            None if !keep_going() => Err(EncodeError::Stopped),
+            None => Err(EncodeError::Failed(
+                sys::WebPEncodingError::VP8_ENC_ERROR_BAD_WRITE,
+            )),
+        }
     }
 }
 
@@ -227,7 +284,7 @@ mod tests {
                 .add_frame(&frame(48, 32, shade), 70, &|| true)
                 .unwrap();
         }
-        let out = encoder.finish().unwrap();
+        let out = encoder.finish(&|| true).unwrap();
         assert_eq!(&out[..4], b"RIFF");
         assert_eq!(&out[8..12], b"WEBP");
         let chunks = |name: &[u8]| out.windows(4).filter(|w| *w == name).count();
@@ -236,6 +293,37 @@ mod tests {
         let info = crate::features(&out).unwrap();
         assert!(info.has_animation);
         assert_eq!((info.width, info.height), (48, 32));
+    }
+
+    /// Identical frames collapse into one; when that one covers less than the canvas (here a
+    /// transparent border), libwebp encodes it again as a whole canvas while assembling, through
+    /// the hook it copied from the first frame: the check asked then must be `finish`'s own.
+    #[test]
+    fn frames_that_collapse_into_one_are_encoded_again_under_finish_s_check() {
+        let (w, h) = (256u32, 256u32);
+        let mut pixels = vec![0u8; (w * h * 4) as usize];
+        for y in 96..160 {
+            for x in 96..160 {
+                let at = ((y * w + x) * 4) as usize;
+                pixels[at..at + 4].copy_from_slice(&[200, x as u8, y as u8, 255]);
+            }
+        }
+        let mut encoder = AnimationEncoder::new(w, h, 80.0, 0).unwrap();
+        for _ in 0..3 {
+            encoder.add_frame(&pixels, 50, &|| true).unwrap();
+        }
+        let asked = Cell::new(0u32);
+        let out = encoder
+            .finish(&|| {
+                asked.set(asked.get() + 1);
+                true
+            })
+            .unwrap();
+        assert_eq!(&out[8..12], b"WEBP");
+        assert!(
+            asked.get() > 0,
+            "the whole-canvas re-encode asked finish's check"
+        );
     }
 
     #[test]

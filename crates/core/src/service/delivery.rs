@@ -105,7 +105,7 @@ pub struct VariantPlan {
 impl VariantPlan {
     /// Why an animated source renders as a still, for the `x-imgd-animation` header.
     pub fn still_reason(&self) -> Option<StillReason> {
-        StillReason::of(self.image.frames, &self.spec)
+        StillReason::of(self.image.frames, &self.spec, self.vary_accept)
     }
 }
 

@@ -18,11 +18,22 @@ pub fn resolve_render(
     accept: Option<&str>,
     quality: &QualityDefaults,
 ) -> Resolved {
-    let kind = SourceKind {
+    let mut kind = SourceKind {
         format: source.format,
         animated: source.frames > 1,
     };
     let mut resolved = spec.resolve(kind, accept, quality);
+    if resolved.spec.animated && !imaging.keeps_animation(source, &resolved.spec) {
+        if resolved.vary_accept {
+            // `f=auto` picked GIF or WebP for the frames, which cannot be kept: pick as for
+            // a still instead (a PNG first frame over a 256-colour GIF one, or a GIF too large
+            // to encode at all).
+            kind.animated = false;
+            resolved = spec.resolve(kind, accept, quality);
+        } else {
+            resolved.spec.animated = false;
+        }
+    }
     if resolved.vary_accept
         && resolved.spec.format == ImageFormat::Avif
         && imaging
@@ -33,9 +44,6 @@ pub fn resolve_render(
         // (what every AVIF-capable browser also takes).
         resolved = spec.resolve(kind, Some("image/webp"), quality);
         resolved.vary_accept = true;
-    }
-    if resolved.spec.animated && !imaging.keeps_animation(source, &resolved.spec) {
-        resolved.spec.animated = false;
     }
     resolved
 }
@@ -50,11 +58,12 @@ pub enum StillReason {
 }
 
 impl StillReason {
-    /// Of a render of `spec` from a source of `frames` frames.
-    pub fn of(frames: u32, spec: &RenderSpec) -> Option<StillReason> {
+    /// Of a render of `spec` from a source of `frames` frames; `negotiated` when `f=auto` chose
+    /// the format (it picks one that animates unless the budget ruled the frames out).
+    pub fn of(frames: u32, spec: &RenderSpec, negotiated: bool) -> Option<StillReason> {
         if frames <= 1 || spec.animated {
             None
-        } else if spec.format.animates() {
+        } else if spec.format.animates() || negotiated {
             Some(StillReason::Budget)
         } else {
             Some(StillReason::Format)

@@ -174,7 +174,8 @@ async fn serve_variant(
                         .headers_mut()
                         .insert(header::CACHE_CONTROL, lifetime.header());
                 }
-                return Ok(with_still_reason(&plan, relayed));
+                // The owner's `x-imgd-animation` is relayed: it describes the bytes it made.
+                return Ok(relayed);
             }
             Err(e) => {
                 tracing::warn!(owner = %owner.id, error = %e, "serving a variant its owner did not")
@@ -187,7 +188,8 @@ async fn serve_variant(
 }
 
 /// Says so when an animated source was rendered as its first frame. Decided by the plan (not
-/// the render), so a relayed answer, a cached hit and a 304 say what the first render said.
+/// the render), so a cached hit and a 304 say what the first render said; a node relaying an
+/// owner's answer passes the owner's on.
 fn with_still_reason(plan: &VariantPlan, mut response: Response) -> Response {
     if let Some(reason) = plan.still_reason() {
         response.headers_mut().insert(

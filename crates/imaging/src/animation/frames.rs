@@ -12,7 +12,7 @@ use image::{AnimationDecoder, DynamicImage, ImageDecoder};
 use imgd_core::format::ImageFormat;
 use imgd_core::{Error, Result};
 
-use crate::decode::corrupt;
+use crate::decode::{corrupt, frame_limits};
 use crate::probe::Probe;
 
 /// One composited frame and how long it shows.
@@ -34,12 +34,12 @@ fn rejected() -> Error {
 }
 
 impl<'a> Frames<'a> {
-    /// Opens `bytes` (a GIF or WebP per `probe`) with allocations capped for pictures of up to
-    /// `max_pixels`.
+    /// Opens `bytes` (a GIF or WebP per `probe`) with allocations capped at what the budget
+    /// counted for its size (at most `max_pixels`).
     pub fn open(bytes: &'a [u8], probe: &Probe, max_pixels: u64) -> Result<Self> {
-        let mut limits = image::Limits::default();
-        // The canvas kept between frames and the frame being composited, 8-bit RGBA.
-        limits.max_alloc = Some(max_pixels.saturating_mul(4 * 2));
+        // The canvas kept between frames and the frame being composited: a frame larger than
+        // the screen fails here (and, after the first, ends the animation).
+        let limits = frame_limits(probe, max_pixels);
         let opened = catch_unwind(AssertUnwindSafe(
             || -> Result<(image::Frames<'a>, LoopCount)> {
                 let cursor = Cursor::new(bytes);

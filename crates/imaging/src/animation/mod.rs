@@ -71,14 +71,7 @@ pub(crate) fn render(
     settings: &PipelineSettings,
     job: &JobControl,
 ) -> Result<Rendered> {
-    let (width, height) = probe.oriented_size();
-    let source = SourceFacts {
-        format: probe.format,
-        width,
-        height,
-        bytes: bytes.len() as u64,
-        frames: probe.frames,
-    };
+    let source = probe.facts(bytes.len() as u64);
     if !fits(&source, plan.output(), spec.format, settings) {
         // Planned with the same rule from the same facts: reaching here is a bug, not input.
         return Err(Error::internal(
@@ -105,7 +98,7 @@ pub(crate) fn render(
         sink.add(image, frame.delay_ms, job)?;
     }
     job.checkpoint()?;
-    let (bytes, (width, height)) = sink.finish()?;
+    let (bytes, (width, height)) = sink.finish(job)?;
     Ok(Rendered {
         bytes,
         format: spec.format,
@@ -123,18 +116,10 @@ mod tests {
     use imgd_core::transform::{Fit, Gravity, Rotation};
 
     use super::*;
-    use crate::encode::EncodeOptions;
     use crate::ops::layout;
 
     fn settings() -> PipelineSettings {
-        PipelineSettings {
-            keep_icc: true,
-            encode: EncodeOptions { avif_speed: 10 },
-            max_pixels: 50_000_000,
-            max_avif_pixels: 2_000_000,
-            max_gif_pixels: 8_000_000,
-            max_animation_pixels: 100_000_000,
-        }
+        crate::pipeline::test_settings()
     }
 
     fn gif(frames: u32) -> Vec<u8> {

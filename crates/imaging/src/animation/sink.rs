@@ -7,7 +7,9 @@ use image::DynamicImage;
 use imgd_core::format::ImageFormat;
 use imgd_core::port::JobControl;
 use imgd_core::{Error, Result};
-use imgd_webp::{AnimationEncoder, EncodeError};
+use imgd_webp::AnimationEncoder;
+
+use crate::encode::libwebp_outcome;
 
 /// NeuQuant's sampling factor: the same as a still GIF's (1 is several times slower).
 const GIF_SPEED: i32 = 10;
@@ -94,28 +96,26 @@ impl Sink {
             }
             Encoder::Webp(webp) => {
                 let keep_going = || job.checkpoint().is_ok();
-                match webp.add_frame(&rgba, delay_ms, &keep_going) {
-                    Ok(()) => {}
-                    Err(EncodeError::Stopped) => {
-                        job.checkpoint()?;
-                        return Err(failed(format, "stopped without a reason"));
-                    }
-                    Err(e) => return Err(failed(format, e)),
-                }
+                let fail = |e: String| failed(format, e);
+                libwebp_outcome(webp.add_frame(&rgba, delay_ms, &keep_going), job, &fail)?;
             }
         }
         Ok(())
     }
 
-    /// The encoded file and its size.
-    pub fn finish(self) -> Result<(Vec<u8>, (u32, u32))> {
+    /// The encoded file and its size; a WebP assembly that encodes once more stops when `job`
+    /// says so.
+    pub fn finish(self, job: &JobControl) -> Result<(Vec<u8>, (u32, u32))> {
         let format = self.format;
         let (encoder, size) = self
             .encoder
             .ok_or_else(|| Error::CorruptImage("the animation has no frames".into()))?;
         let bytes = match encoder {
             Encoder::Gif(gif) => gif.into_inner().map_err(|e| failed(format, e))?,
-            Encoder::Webp(webp) => webp.finish().map_err(|e| failed(format, e))?,
+            Encoder::Webp(webp) => {
+                let fail = |e: String| failed(format, e);
+                libwebp_outcome(webp.finish(&|| job.checkpoint().is_ok()), job, &fail)?
+            }
         };
         Ok((bytes, size))
     }

@@ -107,7 +107,7 @@ pub fn decode(
         ImageFormat::Png => png::decode(bytes),
         ImageFormat::Webp if probe.frames <= 1 => webp::decode(bytes, probe, at_least, max_pixels),
         ImageFormat::Avif | ImageFormat::Heic => heif::decode(bytes, probe, job),
-        _ => decode_with_image(bytes, probe.format, max_pixels),
+        _ => decode_with_image(bytes, probe, max_pixels),
     }))
     .unwrap_or_else(|_| Err(Error::CorruptImage("the decoder rejected this file".into())))?;
     Ok(Decoded {
@@ -127,14 +127,9 @@ pub(crate) fn scale_denominator(width: u32, height: u32, at_least: (u32, u32)) -
     denominator
 }
 
-pub(crate) fn decode_with_image(
-    bytes: &[u8],
-    format: ImageFormat,
-    max_pixels: u64,
-) -> Result<Decoded> {
-    let mut limits = image::Limits::default();
-    // Enough for 16-bit RGBA at the pixel cap, and no more.
-    limits.max_alloc = Some(max_pixels.saturating_mul(8));
+pub(crate) fn decode_with_image(bytes: &[u8], probe: &Probe, max_pixels: u64) -> Result<Decoded> {
+    let format = probe.format;
+    let limits = frame_limits(probe, max_pixels);
     let cursor = Cursor::new(bytes);
     let (image, icc) = match format {
         ImageFormat::Gif => with_decoder(GifDecoder::new(cursor).map_err(corrupt)?, limits)?,
@@ -152,6 +147,17 @@ pub(crate) fn decode_with_image(
         DynamicImage::ImageRgb8(image.into_rgb8())
     };
     Ok(Decoded { image, icc })
+}
+
+/// The `image` crate's allocation cap for a GIF or WebP of `probe`'s size: its 8-bit RGBA canvas
+/// and one frame buffer of the same size, what the memory budget counted. A frame larger than
+/// its screen (legal in GIF's syntax, and a way to make a 1x1 image allocate hundreds of MB) is
+/// refused by the decoder instead of allocated.
+pub(crate) fn frame_limits(probe: &Probe, max_pixels: u64) -> image::Limits {
+    let screen = (u64::from(probe.width) * u64::from(probe.height)).min(max_pixels);
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(screen * 4 * 2);
+    limits
 }
 
 fn with_decoder(

@@ -31,7 +31,7 @@ pub(super) fn decode(
     let features = imgd_webp::features(bytes).map_err(failed)?;
     if features.has_animation {
         // The probe counted one frame but libwebp sees an animation: take the first frame.
-        return super::decode_with_image(bytes, probe.format, max_pixels);
+        return super::decode_with_image(bytes, probe, max_pixels);
     }
     let d = at_least.map_or(1, |a| scale_denominator(features.width, features.height, a));
     let (width, height) = (features.width.div_ceil(d), features.height.div_ceil(d));

@@ -6,6 +6,7 @@ mod heif;
 use std::io::Cursor;
 
 use imgd_core::format::{ImageFormat, Sniffed, sniff};
+use imgd_core::port::SourceFacts;
 use imgd_core::{Error, Result};
 
 /// Header facts about an image.
@@ -39,6 +40,19 @@ impl Probe {
             (self.height, self.width)
         } else {
             (self.width, self.height)
+        }
+    }
+
+    /// What a render plan needs to know of this source (a file of `file_bytes`), as the server
+    /// records it at ingest: displayed size, frames.
+    pub fn facts(&self, file_bytes: u64) -> SourceFacts {
+        let (width, height) = self.oriented_size();
+        SourceFacts {
+            format: self.format,
+            width,
+            height,
+            bytes: file_bytes,
+            frames: self.frames,
         }
     }
 }
@@ -281,6 +295,12 @@ fn jpeg_markers(b: &[u8]) -> JpegMarkers {
 
 /// Counts `ANMF` chunks of a WebP; a still WebP has one frame.
 fn webp_frames(b: &[u8]) -> u32 {
+    // Frames count only in a file that says it is animated (VP8X's animation flag): decoders
+    // ignore ANMF chunks elsewhere, and a count they will not deliver would fail every render.
+    let animated = b.len() > 20 && &b[12..16] == b"VP8X" && b[20] & 0x02 != 0;
+    if !animated {
+        return 1;
+    }
     let mut i = 12;
     let mut frames = 0;
     while i + 8 <= b.len() {
@@ -299,6 +319,32 @@ fn webp_frames(b: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn webp_frames_count_only_in_a_file_flagged_animated() {
+        let chunk = |name: &[u8], data: &[u8]| {
+            let mut c = name.to_vec();
+            c.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            c.extend_from_slice(data);
+            c
+        };
+        let file = |flags: u8| {
+            let mut body = b"WEBP".to_vec();
+            body.extend(chunk(b"VP8X", &[flags, 0, 0, 0, 9, 0, 0, 9, 0, 0]));
+            body.extend(chunk(b"ANMF", &[0; 16]));
+            body.extend(chunk(b"ANMF", &[0; 16]));
+            let mut out = b"RIFF".to_vec();
+            out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            out.extend(body);
+            out
+        };
+        assert_eq!(webp_frames(&file(0x02)), 2);
+        assert_eq!(
+            webp_frames(&file(0x00)),
+            1,
+            "ANMF chunks without the flag are not frames"
+        );
+    }
 
     #[test]
     fn counts_gif_frames_from_blocks() {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use imgd_core::port::{Imaging, JobControl, SourceFacts};
+use imgd_core::port::{Imaging, JobControl};
 use imgd_core::service::render_plan::resolve_render;
 use imgd_core::transform::TransformSpec;
 use imgd_imaging::Pipeline;
@@ -71,14 +71,7 @@ fn render_one(
         .with_context(|| format!("reading {}", input.display()))?;
     let bytes = &bytes[..];
     let source = probe(bytes).with_context(|| format!("probing {}", input.display()))?;
-    let (width, height) = source.oriented_size();
-    let facts = SourceFacts {
-        format: source.format,
-        width,
-        height,
-        bytes: bytes.len() as u64,
-        frames: source.frames,
-    };
+    let facts = source.facts(bytes.len() as u64);
     let resolved = resolve_render(pipeline, &facts, spec, None, &config.quality_defaults());
     let deadline = Instant::now() + Duration::from_secs(config.render.timeout_secs);
     let rendered = pipeline

@@ -7,7 +7,7 @@ use std::io::Cursor;
 use image::codecs::{gif::GifDecoder, webp::WebPDecoder};
 use image::{AnimationDecoder, Frame};
 
-use crate::common::{TestServer, fixtures, probe};
+use crate::common::{TestServer, fetch, fixtures, probe};
 
 const CHROME: &str = "image/avif,image/webp,image/apng,image/*,*/*;q=0.8";
 
@@ -42,27 +42,12 @@ fn reds(frames: &[Frame]) -> Vec<u8> {
         .collect()
 }
 
-async fn get(
-    server: &TestServer,
-    path: &str,
-    accept: Option<&str>,
-) -> (reqwest::header::HeaderMap, Vec<u8>) {
-    let mut request = server.client.get(server.url(path));
-    if let Some(accept) = accept {
-        request = request.header("accept", accept);
-    }
-    let response = request.send().await.unwrap();
-    assert_eq!(response.status(), 200, "{path}");
-    let headers = response.headers().clone();
-    (headers, response.bytes().await.unwrap().to_vec())
-}
-
 #[tokio::test]
 async fn a_gif_keeps_its_frames_timing_and_loop_in_gif_and_webp() {
     let server = TestServer::start().await;
     let id = server.upload_ok(fixtures::gif(60, 40, 3)).await;
 
-    let (headers, gif) = get(&server, &format!("/i/{id}/w=30"), None).await;
+    let (headers, gif) = fetch(&server, &format!("/i/{id}/w=30"), None).await;
     assert_eq!(headers["content-type"], "image/gif");
     assert!(headers.get("x-imgd-animation").is_none());
     let frames = frames_of(&gif);
@@ -76,7 +61,7 @@ async fn a_gif_keeps_its_frames_timing_and_loop_in_gif_and_webp() {
     );
     assert_eq!(probe(&gif).frames, 3);
 
-    let (headers, webp) = get(&server, &format!("/i/{id}/w=30,f=webp"), None).await;
+    let (headers, webp) = fetch(&server, &format!("/i/{id}/w=30,f=webp"), None).await;
     assert_eq!(headers["content-type"], "image/webp");
     let frames = frames_of(&webp);
     assert_eq!(frames.len(), 3);
@@ -92,7 +77,7 @@ async fn a_gif_keeps_its_frames_timing_and_loop_in_gif_and_webp() {
     // An animated WebP is a source too: it moves in both outputs.
     let webp_id = server.upload_ok(webp).await;
     for (options, mime) in [("w=20", "image/webp"), ("w=20,f=gif", "image/gif")] {
-        let (headers, bytes) = get(&server, &format!("/i/{webp_id}/{options}"), None).await;
+        let (headers, bytes) = fetch(&server, &format!("/i/{webp_id}/{options}"), None).await;
         assert_eq!(headers["content-type"], mime, "{options}");
         let frames = frames_of(&bytes);
         assert_eq!(frames.len(), 3, "{options}");
@@ -104,14 +89,14 @@ async fn a_gif_keeps_its_frames_timing_and_loop_in_gif_and_webp() {
 async fn auto_picks_a_format_that_moves() {
     let server = TestServer::start().await;
     let id = server.upload_ok(fixtures::gif(40, 40, 4)).await;
-    let (headers, bytes) = get(&server, &format!("/i/{id}/w=20,f=auto"), Some(CHROME)).await;
+    let (headers, bytes) = fetch(&server, &format!("/i/{id}/w=20,f=auto"), Some(CHROME)).await;
     assert_eq!(
         headers["content-type"], "image/webp",
         "not AVIF, which would be a still"
     );
     assert_eq!(headers["vary"], "Accept");
     assert_eq!(frames_of(&bytes).len(), 4);
-    let (headers, bytes) = get(&server, &format!("/i/{id}/w=20,f=auto"), Some("*/*")).await;
+    let (headers, bytes) = fetch(&server, &format!("/i/{id}/w=20,f=auto"), Some("*/*")).await;
     assert_eq!(headers["content-type"], "image/gif");
     assert_eq!(frames_of(&bytes).len(), 4);
 }
@@ -126,9 +111,15 @@ async fn a_still_says_it_is_the_first_frame_on_every_answer() {
     let short = server.upload_ok(fixtures::gif(60, 40, 3)).await;
     let long = server.upload_ok(fixtures::gif(60, 40, 4)).await;
 
-    let (headers, bytes) = get(&server, &format!("/i/{short}/w=30"), None).await;
+    let (headers, bytes) = fetch(&server, &format!("/i/{short}/w=30"), None).await;
     assert!(headers.get("x-imgd-animation").is_none());
     assert_eq!(frames_of(&bytes).len(), 3);
+
+    // `f=auto` picks for the frames; when they cannot be kept it picks as for a still.
+    let (headers, bytes) = fetch(&server, &format!("/i/{long}/w=30,f=auto"), Some("*/*")).await;
+    assert_eq!(headers["content-type"], "image/png");
+    assert_eq!(headers["x-imgd-animation"], "first-frame; reason=budget");
+    assert_eq!(probe(&bytes).frames, 1);
 
     let cases = [
         (format!("/i/{long}/w=30"), "first-frame; reason=budget"),
@@ -142,7 +133,7 @@ async fn a_still_says_it_is_the_first_frame_on_every_answer() {
         ),
     ];
     for (path, reason) in cases {
-        let (first, bytes) = get(&server, &path, None).await;
+        let (first, bytes) = fetch(&server, &path, None).await;
         assert_eq!(first["x-imgd-cache"], "miss", "{path}");
         assert_eq!(first["x-imgd-animation"], reason, "{path}");
         if !path.ends_with("avif") {
@@ -150,7 +141,7 @@ async fn a_still_says_it_is_the_first_frame_on_every_answer() {
             assert_eq!(probe(&bytes).frames, 1, "{path}");
         }
         // A hit, a HEAD and a revalidation say the same.
-        let (hit, _) = get(&server, &path, None).await;
+        let (hit, _) = fetch(&server, &path, None).await;
         assert_eq!(hit["x-imgd-cache"], "hit-memory", "{path}");
         assert_eq!(hit["x-imgd-animation"], reason, "{path}");
         let head = server.client.head(server.url(&path)).send().await.unwrap();

@@ -2,24 +2,7 @@
 
 use imgd_core::format::{ImageFormat, Sniffed, sniff};
 
-use crate::common::{TestServer, error_code, fixtures, probe};
-
-async fn fetch(
-    server: &TestServer,
-    path: &str,
-    accept: Option<&str>,
-) -> (reqwest::header::HeaderMap, Vec<u8>) {
-    let mut request = server.client.get(server.url(path));
-    if let Some(accept) = accept {
-        request = request.header("accept", accept);
-    }
-    let response = request.send().await.unwrap();
-    assert_eq!(response.status(), 200, "{path}");
-    (
-        response.headers().clone(),
-        response.bytes().await.unwrap().to_vec(),
-    )
-}
+use crate::common::{TestServer, error_code, fetch, fixtures, probe};
 
 #[tokio::test]
 async fn resizes_crops_and_converts() {

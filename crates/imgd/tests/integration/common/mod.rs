@@ -188,6 +188,24 @@ impl Drop for TestServer {
     }
 }
 
+/// GETs `path` (with `accept`), asserting a 200: its headers and body.
+pub async fn fetch(
+    server: &TestServer,
+    path: &str,
+    accept: Option<&str>,
+) -> (reqwest::header::HeaderMap, Vec<u8>) {
+    let mut request = server.client.get(server.url(path));
+    if let Some(accept) = accept {
+        request = request.header("accept", accept);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    (
+        response.headers().clone(),
+        response.bytes().await.unwrap().to_vec(),
+    )
+}
+
 /// The JSON error code of a response.
 pub async fn error_code(response: reqwest::Response) -> (u16, String) {
     let status = response.status().as_u16();
