@@ -25,8 +25,28 @@ pub(super) struct Frame {
 /// A decoder positioned before the next frame.
 pub(super) struct Frames<'a> {
     frames: image::Frames<'a>,
-    /// How many times the animation plays; 0 is forever.
-    loop_count: u16,
+    /// How many times the animation plays; 0 is forever (WebP's convention).
+    plays: u16,
+}
+
+/// How many times an animation plays (0: forever) from what its decoder read. A GIF's count
+/// (NETSCAPE2.0 or ANIMEXTS1.0 extension) is of repeats after the first play, and a GIF without
+/// one plays once, which the `image` crate reports as forever; a WebP's is of plays.
+fn plays(format: ImageFormat, bytes: &[u8], loops: LoopCount) -> u16 {
+    let times = |n: u32| u16::try_from(n).unwrap_or(u16::MAX);
+    match (format, loops) {
+        (ImageFormat::Gif, LoopCount::Infinite) if !has_loop_extension(bytes) => 1,
+        (_, LoopCount::Infinite) => 0,
+        (ImageFormat::Gif, LoopCount::Finite(repeats)) => times(repeats.get().saturating_add(1)),
+        (_, LoopCount::Finite(plays)) => times(plays.get()),
+    }
+}
+
+/// Whether a GIF names a loop count at all.
+fn has_loop_extension(bytes: &[u8]) -> bool {
+    bytes
+        .windows(11)
+        .any(|w| w == b"NETSCAPE2.0" || w == b"ANIMEXTS1.0")
 }
 
 fn rejected() -> Error {
@@ -65,16 +85,13 @@ impl<'a> Frames<'a> {
         ))
         .unwrap_or_else(|_| Err(rejected()))?;
         let (frames, loops) = opened;
-        let loop_count = match loops {
-            LoopCount::Infinite => 0,
-            LoopCount::Finite(n) => u16::try_from(n.get()).unwrap_or(u16::MAX),
-        };
-        Ok(Frames { frames, loop_count })
+        let plays = plays(probe.format, bytes, loops);
+        Ok(Frames { frames, plays })
     }
 
     /// How many times the animation plays; 0 is forever.
-    pub fn loop_count(&self) -> u16 {
-        self.loop_count
+    pub fn plays(&self) -> u16 {
+        self.plays
     }
 
     /// The next frame, or `None` after the last.

@@ -79,7 +79,7 @@ pub(crate) fn render(
         ));
     }
     let mut frames = frames::Frames::open(bytes, probe, settings.max_pixels)?;
-    let mut sink = sink::Sink::new(spec.format, spec.quality, frames.loop_count())?;
+    let mut sink = sink::Sink::new(spec.format, spec.quality, frames.plays())?;
     // The probe counted the frames the budget was computed for: no more are rendered.
     for index in 0..probe.frames {
         job.checkpoint()?;
@@ -123,10 +123,17 @@ mod tests {
     }
 
     fn gif(frames: u32) -> Vec<u8> {
+        gif_playing(frames, Some(Repeat::Finite(3)))
+    }
+
+    /// A GIF of `frames` 40x20 frames, with a loop extension saying `repeat` (none: plays once).
+    fn gif_playing(frames: u32, repeat: Option<Repeat>) -> Vec<u8> {
         let mut out = Vec::new();
         {
             let mut encoder = GifEncoder::new(&mut out);
-            encoder.set_repeat(Repeat::Finite(3)).unwrap();
+            if let Some(repeat) = repeat {
+                encoder.set_repeat(repeat).unwrap();
+            }
             for i in 0..frames {
                 let image = RgbaImage::from_pixel(40, 20, Rgba([(i * 50) as u8, 9, 9, 255]));
                 let delay = Delay::from_numer_denom_ms(30 + 10 * i, 1);

@@ -27,14 +27,15 @@ enum Encoder {
 pub(super) struct Sink {
     format: ImageFormat,
     quality: u8,
-    /// 0 is forever.
-    loop_count: u16,
+    /// How many times the animation plays; 0 is forever.
+    plays: u16,
     encoder: Option<(Encoder, (u32, u32))>,
 }
 
 impl Sink {
-    /// A sink for `format` (GIF or WebP) at `quality` (WebP only), playing `loop_count` times.
-    pub fn new(format: ImageFormat, quality: u8, loop_count: u16) -> Result<Self> {
+    /// A sink for `format` (GIF or WebP) at `quality` (WebP only), playing `plays` times (0:
+    /// forever).
+    pub fn new(format: ImageFormat, quality: u8, plays: u16) -> Result<Self> {
         if !format.animates() {
             return Err(Error::internal(format!(
                 "{} cannot hold an animation",
@@ -44,7 +45,7 @@ impl Sink {
         Ok(Sink {
             format,
             quality,
-            loop_count,
+            plays,
             encoder: None,
         })
     }
@@ -56,15 +57,19 @@ impl Sink {
                 let side = |n: u32| u16::try_from(n).map_err(|e| failed(format, e));
                 let mut encoder = gif::Encoder::new(Vec::new(), side(w)?, side(h)?, &[])
                     .map_err(|e| failed(format, e))?;
-                let repeat = match self.loop_count {
-                    0 => gif::Repeat::Infinite,
-                    n => gif::Repeat::Finite(n),
+                // GIF counts repeats after the first play, and plays once without the extension.
+                let repeat = match self.plays {
+                    0 => Some(gif::Repeat::Infinite),
+                    1 => None,
+                    n => Some(gif::Repeat::Finite(n - 1)),
                 };
-                encoder.set_repeat(repeat).map_err(|e| failed(format, e))?;
+                if let Some(repeat) = repeat {
+                    encoder.set_repeat(repeat).map_err(|e| failed(format, e))?;
+                }
                 Encoder::Gif(encoder)
             }
             _ => Encoder::Webp(
-                AnimationEncoder::new(w, h, f32::from(self.quality), self.loop_count)
+                AnimationEncoder::new(w, h, f32::from(self.quality), self.plays)
                     .map_err(|e| failed(format, e))?,
             ),
         })
@@ -88,8 +93,8 @@ impl Sink {
             Encoder::Gif(gif) => {
                 let (w, h) = (size.0 as u16, size.1 as u16);
                 let mut frame = gif::Frame::from_rgba_speed(w, h, &mut rgba, GIF_SPEED);
-                // Centiseconds, GIF's unit.
-                frame.delay = u16::try_from(delay_ms / 10).unwrap_or(u16::MAX);
+                // Centiseconds, GIF's unit, to the nearest (a WebP's 33 ms frame becomes 30 ms).
+                frame.delay = u16::try_from(delay_ms.saturating_add(5) / 10).unwrap_or(u16::MAX);
                 // Every frame is whole: it replaces the last.
                 frame.dispose = gif::DisposalMethod::Background;
                 gif.write_frame(&frame).map_err(|e| failed(format, e))?;

@@ -87,7 +87,7 @@ pub fn probe(bytes: &[u8]) -> Result<Probe> {
     }
     let frames = match format {
         ImageFormat::Gif => gif_frames(bytes),
-        ImageFormat::Webp => webp_frames(bytes),
+        ImageFormat::Webp => webp_frames(bytes, (width, height))?,
         _ => 1,
     };
     let mut progressive = false;
@@ -179,19 +179,27 @@ fn webp_dimensions(b: &[u8]) -> Option<(u32, u32)> {
     };
     match chunk {
         b"VP8X" => Some((le24(24)? + 1, le24(27)? + 1)),
+        other => bitstream_dimensions(other, b.get(20..)?),
+    }
+}
+
+/// The size a `VP8L` (14-bit sizes minus one) or `VP8 ` (the key frame's 14-bit sizes) chunk's
+/// `payload` decodes to.
+fn bitstream_dimensions(chunk: &[u8], payload: &[u8]) -> Option<(u32, u32)> {
+    match chunk {
         b"VP8L" => {
-            if *b.get(20)? != 0x2F {
+            if *payload.first()? != 0x2F {
                 return None;
             }
-            let bits = u32::from_le_bytes(b.get(21..25)?.try_into().ok()?);
+            let bits = u32::from_le_bytes(payload.get(1..5)?.try_into().ok()?);
             Some(((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1))
         }
         b"VP8 " => {
-            if b.get(23..26)? != [0x9D, 0x01, 0x2A] {
+            if payload.get(3..6)? != [0x9D, 0x01, 0x2A] {
                 return None;
             }
-            let w = u16::from_le_bytes(b.get(26..28)?.try_into().ok()?) & 0x3FFF;
-            let h = u16::from_le_bytes(b.get(28..30)?.try_into().ok()?) & 0x3FFF;
+            let w = u16::from_le_bytes(payload.get(6..8)?.try_into().ok()?) & 0x3FFF;
+            let h = u16::from_le_bytes(payload.get(8..10)?.try_into().ok()?) & 0x3FFF;
             Some((u32::from(w), u32::from(h)))
         }
         _ => None,
@@ -294,56 +302,137 @@ fn jpeg_markers(b: &[u8]) -> JpegMarkers {
 }
 
 /// Counts `ANMF` chunks of a WebP; a still WebP has one frame.
-fn webp_frames(b: &[u8]) -> u32 {
+/// The frames of an animated WebP (1 for a still). Each frame's image must be the size its
+/// `ANMF` header gives, inside the canvas: decoders allocate what the bitstream's own header
+/// says before comparing it with the frame, so a 1x1 animation could otherwise make them
+/// allocate 16383 x 16383 pixels for one frame, past everything the budget counted.
+fn webp_frames(b: &[u8], canvas: (u32, u32)) -> Result<u32> {
     // Frames count only in a file that says it is animated (VP8X's animation flag): decoders
     // ignore ANMF chunks elsewhere, and a count they will not deliver would fail every render.
     let animated = b.len() > 20 && &b[12..16] == b"VP8X" && b[20] & 0x02 != 0;
     if !animated {
-        return 1;
+        return Ok(1);
     }
-    let mut i = 12;
     let mut frames = 0;
-    while i + 8 <= b.len() {
-        let size = u32::from_le_bytes([b[i + 4], b[i + 5], b[i + 6], b[i + 7]]) as usize;
-        if &b[i..i + 4] == b"ANMF" {
+    for (name, payload) in riff_chunks(b, 12) {
+        if name == b"ANMF" {
             frames += 1;
+            check_webp_frame(payload, canvas)?;
         }
-        i = i
-            .saturating_add(8)
-            .saturating_add(size)
-            .saturating_add(size & 1);
     }
-    frames.max(1)
+    Ok(frames.max(1))
+}
+
+/// RIFF chunks from `start`: (name, payload), the payload cut short where the file ends.
+fn riff_chunks(b: &[u8], start: usize) -> impl Iterator<Item = (&[u8], &[u8])> {
+    let mut i = start;
+    std::iter::from_fn(move || {
+        if i.saturating_add(8) > b.len() {
+            return None;
+        }
+        let size = u32::from_le_bytes([b[i + 4], b[i + 5], b[i + 6], b[i + 7]]) as usize;
+        let body = i + 8;
+        let chunk = (
+            &b[i..i + 4],
+            &b[body..body.saturating_add(size).min(b.len())],
+        );
+        i = body.saturating_add(size).saturating_add(size & 1);
+        Some(chunk)
+    })
+}
+
+/// An `ANMF` payload: offset and size (24-bit fields), then the frame's own chunks.
+fn check_webp_frame(payload: &[u8], canvas: (u32, u32)) -> Result<()> {
+    let Some(header) = payload.get(..16) else {
+        // Truncated: the decoder reports it when it gets there.
+        return Ok(());
+    };
+    let le24 = |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], 0]);
+    let (x, y, w, h) = (le24(0) * 2, le24(3) * 2, le24(6) + 1, le24(9) + 1);
+    if x + w > canvas.0 || y + h > canvas.1 {
+        return Err(Error::CorruptImage(format!(
+            "an animation frame of {w}x{h} at ({x}, {y}) leaves its {}x{} canvas",
+            canvas.0, canvas.1
+        )));
+    }
+    for (name, inner) in riff_chunks(payload, 16) {
+        if let Some(size) = bitstream_dimensions(name, inner)
+            && size != (w, h)
+        {
+            return Err(Error::CorruptImage(format!(
+                "an animation frame's image is {}x{}, its frame {w}x{h}",
+                size.0, size.1
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A RIFF chunk, padded to an even length as RIFF requires.
+    fn chunk(name: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut c = name.to_vec();
+        c.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        c.extend_from_slice(data);
+        if data.len() % 2 == 1 {
+            c.push(0);
+        }
+        c
+    }
+
+    /// A 10x10 WebP with VP8X `flags` and these ANMF payloads.
+    fn animated_webp(flags: u8, frames: &[Vec<u8>]) -> Vec<u8> {
+        let mut body = b"WEBP".to_vec();
+        body.extend(chunk(b"VP8X", &[flags, 0, 0, 0, 9, 0, 0, 9, 0, 0]));
+        for frame in frames {
+            body.extend(chunk(b"ANMF", frame));
+        }
+        let mut out = b"RIFF".to_vec();
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend(body);
+        out
+    }
+
+    /// An ANMF payload: a `w` x `h` frame at (`x`, `y`) holding a VP8L header of `inner`.
+    fn anmf(x: u32, y: u32, (w, h): (u32, u32), inner: (u32, u32)) -> Vec<u8> {
+        let mut p = Vec::new();
+        for v in [x / 2, y / 2, w - 1, h - 1, 100] {
+            p.extend_from_slice(&v.to_le_bytes()[..3]);
+        }
+        p.push(0);
+        let bits = (inner.0 - 1) | ((inner.1 - 1) << 14);
+        let mut vp8l = vec![0x2F];
+        vp8l.extend_from_slice(&bits.to_le_bytes());
+        p.extend(chunk(b"VP8L", &vp8l));
+        p
+    }
+
     #[test]
     fn webp_frames_count_only_in_a_file_flagged_animated() {
-        let chunk = |name: &[u8], data: &[u8]| {
-            let mut c = name.to_vec();
-            c.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            c.extend_from_slice(data);
-            c
-        };
-        let file = |flags: u8| {
-            let mut body = b"WEBP".to_vec();
-            body.extend(chunk(b"VP8X", &[flags, 0, 0, 0, 9, 0, 0, 9, 0, 0]));
-            body.extend(chunk(b"ANMF", &[0; 16]));
-            body.extend(chunk(b"ANMF", &[0; 16]));
-            let mut out = b"RIFF".to_vec();
-            out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-            out.extend(body);
-            out
-        };
-        assert_eq!(webp_frames(&file(0x02)), 2);
+        let frames = [anmf(0, 0, (4, 4), (4, 4)), anmf(2, 2, (8, 8), (8, 8))];
         assert_eq!(
-            webp_frames(&file(0x00)),
+            webp_frames(&animated_webp(0x02, &frames), (10, 10)).unwrap(),
+            2
+        );
+        assert_eq!(
+            webp_frames(&animated_webp(0x00, &frames), (10, 10)).unwrap(),
             1,
             "ANMF chunks without the flag are not frames"
         );
+    }
+
+    #[test]
+    fn a_webp_frame_must_be_its_stated_size_inside_the_canvas() {
+        let check = |frame: Vec<u8>| webp_frames(&animated_webp(0x02, &[frame]), (10, 10));
+        // A 1x1 frame whose bitstream says 16383 x 16383: what a decoder would allocate.
+        let lying = check(anmf(0, 0, (1, 1), (16383, 16383))).unwrap_err();
+        assert_eq!(lying.code(), "corrupt_image");
+        let outside = check(anmf(8, 8, (4, 4), (4, 4))).unwrap_err();
+        assert_eq!(outside.code(), "corrupt_image");
+        assert_eq!(check(anmf(6, 6, (4, 4), (4, 4))).unwrap(), 1);
     }
 
     #[test]
