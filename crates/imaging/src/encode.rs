@@ -18,7 +18,8 @@ pub struct EncodeOptions {
     pub avif_speed: u8,
 }
 
-fn failed(format: ImageFormat) -> impl Fn(String) -> Error {
+/// An encoder's failure, as an internal error naming the format.
+pub(crate) fn failed(format: ImageFormat) -> impl Fn(String) -> Error {
     move |e| Error::internal(format!("{} encoder: {e}", format.name()))
 }
 

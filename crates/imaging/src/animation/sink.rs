@@ -9,14 +9,10 @@ use imgd_core::port::JobControl;
 use imgd_core::{Error, Result};
 use imgd_webp::AnimationEncoder;
 
-use crate::encode::libwebp_outcome;
+use crate::encode::{failed, libwebp_outcome};
 
 /// NeuQuant's sampling factor: the same as a still GIF's (1 is several times slower).
 const GIF_SPEED: i32 = 10;
-
-fn failed(format: ImageFormat, e: impl std::fmt::Display) -> Error {
-    Error::internal(format!("animated {} encoder: {e}", format.name()))
-}
 
 enum Encoder {
     Gif(gif::Encoder<Vec<u8>>),
@@ -52,11 +48,12 @@ impl Sink {
 
     fn open(&self, (w, h): (u32, u32)) -> Result<Encoder> {
         let format = self.format;
+        let fail = failed(format);
         Ok(match format {
             ImageFormat::Gif => {
-                let side = |n: u32| u16::try_from(n).map_err(|e| failed(format, e));
+                let side = |n: u32| u16::try_from(n).map_err(|e| fail(e.to_string()));
                 let mut encoder = gif::Encoder::new(Vec::new(), side(w)?, side(h)?, &[])
-                    .map_err(|e| failed(format, e))?;
+                    .map_err(|e| fail(e.to_string()))?;
                 // GIF counts repeats after the first play, and plays once without the extension.
                 let repeat = match self.plays {
                     0 => Some(gif::Repeat::Infinite),
@@ -64,13 +61,15 @@ impl Sink {
                     n => Some(gif::Repeat::Finite(n - 1)),
                 };
                 if let Some(repeat) = repeat {
-                    encoder.set_repeat(repeat).map_err(|e| failed(format, e))?;
+                    encoder
+                        .set_repeat(repeat)
+                        .map_err(|e| fail(e.to_string()))?;
                 }
                 Encoder::Gif(encoder)
             }
             _ => Encoder::Webp(
                 AnimationEncoder::new(w, h, f32::from(self.quality), self.plays)
-                    .map_err(|e| failed(format, e))?,
+                    .map_err(|e| fail(e.to_string()))?,
             ),
         })
     }
@@ -82,11 +81,12 @@ impl Sink {
             self.encoder = Some((self.open(size)?, size));
         }
         let format = self.format;
+        let fail = failed(format);
         let Some((encoder, first)) = self.encoder.as_mut() else {
             unreachable!("opened above");
         };
         if size != *first {
-            return Err(failed(format, format!("frame {size:?} after {first:?}")));
+            return Err(fail(format!("frame {size:?} after {first:?}")));
         }
         let mut rgba = image.into_rgba8();
         match encoder {
@@ -97,11 +97,10 @@ impl Sink {
                 frame.delay = u16::try_from(delay_ms.saturating_add(5) / 10).unwrap_or(u16::MAX);
                 // Every frame is whole: it replaces the last.
                 frame.dispose = gif::DisposalMethod::Background;
-                gif.write_frame(&frame).map_err(|e| failed(format, e))?;
+                gif.write_frame(&frame).map_err(|e| fail(e.to_string()))?;
             }
             Encoder::Webp(webp) => {
                 let keep_going = || job.checkpoint().is_ok();
-                let fail = |e: String| failed(format, e);
                 libwebp_outcome(webp.add_frame(&rgba, delay_ms, &keep_going), job, &fail)?;
             }
         }
@@ -112,13 +111,13 @@ impl Sink {
     /// says so.
     pub fn finish(self, job: &JobControl) -> Result<(Vec<u8>, (u32, u32))> {
         let format = self.format;
+        let fail = failed(format);
         let (encoder, size) = self
             .encoder
             .ok_or_else(|| Error::CorruptImage("the animation has no frames".into()))?;
         let bytes = match encoder {
-            Encoder::Gif(gif) => gif.into_inner().map_err(|e| failed(format, e))?,
+            Encoder::Gif(gif) => gif.into_inner().map_err(|e| fail(e.to_string()))?,
             Encoder::Webp(webp) => {
-                let fail = |e: String| failed(format, e);
                 libwebp_outcome(webp.finish(&|| job.checkpoint().is_ok()), job, &fail)?
             }
         };
