@@ -1,14 +1,14 @@
-# imgd: multi-stage build of the shipped flavour: libjpeg-turbo for JPEG, libheif for AVIF and
-# HEIC input (features turbojpeg,heif).
+# imgd: multi-stage build of the shipped flavour: libjpeg-turbo's SIMD code for JPEG, libheif for
+# AVIF and HEIC input (features jpeg-simd,heif).
 #   docker build -t imgd .
 #   docker run -p 8080:8080 -v imgd-data:/data -e IMGD_ADMIN_KEY="$(openssl rand -hex 24)" imgd
 #   (the secret key that seals secrets at rest is generated into /data/secret.key: keep it)
 # A cluster of three: deploy/compose/docker-compose.yml; Kubernetes: deploy/kubernetes/.
 FROM rust:1-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends cmake nasm libheif-dev && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends nasm libheif-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p imgd --features turbojpeg,heif
+RUN cargo build --release --locked -p imgd --features jpeg-simd,heif
 
 FROM debian:bookworm-slim
 # CA roots for HTTPS to S3 (object_store verifies against the system store); libheif with its

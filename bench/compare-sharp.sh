@@ -5,7 +5,7 @@
 # wide JPEGs at q80; each batch runs RUNS times and the median is reported.
 #
 #   bench/compare-sharp.sh                               # default build
-#   FEATURES=turbojpeg,heif bench/compare-sharp.sh       # the shipped build (AVIF and HEIC input)
+#   FEATURES=jpeg-simd,heif bench/compare-sharp.sh       # the shipped build (AVIF and HEIC input)
 #   IMGD_BIN=/tmp/imgd-before bench/compare-sharp.sh     # another build
 #
 # Inputs: photo-like pictures drawn by the bench_images example (20 MP JPEG, 12 MP PNG), then

@@ -3,8 +3,8 @@
 # files, same machine, same run. Each tool processes a batch of 10 files per run, so process
 # start-up is amortised; each batch runs RUNS times and the median is reported.
 #
-#   bench/compare-vips.sh               # default build (pure-Rust JPEG decoder)
-#   FEATURES=turbojpeg bench/compare-vips.sh   # libjpeg-turbo build (needs cmake and nasm)
+#   bench/compare-vips.sh               # default build (libjpeg-turbo's C, no SIMD)
+#   FEATURES=jpeg-simd bench/compare-vips.sh   # with libjpeg-turbo's SIMD code (needs nasm)
 #   IMGD_BIN=/tmp/imgd-before bench/compare-vips.sh   # another build (before/after a change)
 #
 # Needs: vipsthumbnail (Debian: libvips-tools), GNU time (/usr/bin/time).

@@ -5,26 +5,27 @@
 # script printed. Commit the result with the machine and date it ran on.
 #
 #   bench/readme.sh load vips     # the cached-GET and rendering tables
-#   bench/readme.sh               # all: load vips vips-turbojpeg forward sharp animated
+#   bench/readme.sh               # all: load vips forward sharp sharp-shipped animated
 #
-# Each benchmark needs what its own script says (nginx and wrk; vipsthumbnail; cmake and nasm
-# for the libjpeg-turbo build; PostgreSQL, Redis and s3s-fs for forward; node, npm and vips for
+# Each benchmark needs what its own script says (nginx and wrk; vipsthumbnail; nasm for the
+# shipped build; PostgreSQL, Redis and s3s-fs for forward; node, npm and vips for
 # sharp, with libheif-dev; the same and Pillow for animated).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(load vips vips-turbojpeg forward sharp animated)
+[ ${#names[@]} -gt 0 ] || names=(load vips forward sharp sharp-shipped animated)
 
 run() {
   case "$1" in
     load) bash bench/load.sh ;;
     vips) bash bench/compare-vips.sh ;;
-    vips-turbojpeg) FEATURES=turbojpeg bash bench/compare-vips.sh ;;
     forward) bash bench/forward.sh ;;
     # With libheif, so that AVIF and HEIC have figures too; JPEG by the default decoder.
     sharp) FEATURES=heif bash bench/compare-sharp.sh ;;
+    # The Dockerfile's build.
+    sharp-shipped) FEATURES=jpeg-simd,heif bash bench/compare-sharp.sh ;;
     animated) bash bench/compare-animated.sh ;;
-    *) echo "unknown benchmark $1 (load, vips, vips-turbojpeg, forward, sharp, animated)" >&2; exit 2 ;;
+    *) echo "unknown benchmark $1 (load, vips, forward, sharp, sharp-shipped, animated)" >&2; exit 2 ;;
   esac
 }
 

@@ -1,4 +1,5 @@
-//! JPEG through jpeg-decoder (pure Rust), scaled in the IDCT.
+//! CMYK and YCCK JPEG through jpeg-decoder (pure Rust), scaled in the IDCT; every other JPEG
+//! goes to libjpeg-turbo ([`super::jpeg`]).
 
 use std::io::Cursor;
 

@@ -2,9 +2,9 @@
 //!
 //! JPEG is decoded at 1/2, 1/4 or 1/8 of its size straight from the DCT coefficients, so a 20 MP
 //! photo bound for a 400 px thumbnail is never materialised at full size (DESIGN.md, "Scale while
-//! decoding"): by libjpeg-turbo in builds with the `turbojpeg` feature ([`jpeg_turbo`]), else by
-//! the pure-Rust jpeg-decoder ([`jpeg_rust`]), which also takes the files libjpeg-turbo cannot
-//! convert (CMYK). A still WebP is decoded by libwebp, scaled the same way while it decodes
+//! decoding"): by libjpeg-turbo ([`jpeg`], built from C by `cc` in every build; its SIMD code with
+//! the `jpeg-simd` feature), and CMYK files, which libjpeg does not convert, by the pure-Rust
+//! jpeg-decoder ([`jpeg_rust`]). A still WebP is decoded by libwebp, scaled the same way while it decodes
 //! ([`webp`]). PNG goes through the `png` crate with its own limits ([`png`]); GIF and animated
 //! WebP through the `image` crate with an allocation cap, yielding their first frame. AVIF and
 //! HEIC go to libheif in a child process with capped memory, in builds with the `heif` feature
@@ -16,9 +16,8 @@
 
 #[cfg_attr(not(feature = "heif"), path = "heif_disabled.rs")]
 mod heif;
+mod jpeg;
 mod jpeg_rust;
-#[cfg_attr(not(feature = "turbojpeg"), path = "jpeg_turbo_disabled.rs")]
-mod jpeg_turbo;
 mod png;
 mod webp;
 
@@ -102,8 +101,7 @@ pub fn decode(
     job: &JobControl,
 ) -> Result<Decoded> {
     let decoded = catch_unwind(AssertUnwindSafe(|| match probe.format {
-        ImageFormat::Jpeg => jpeg_turbo::decode(bytes, probe, at_least, max_pixels)
-            .unwrap_or_else(|| jpeg_rust::decode(bytes, probe, at_least, max_pixels)),
+        ImageFormat::Jpeg => jpeg::decode(bytes, probe, at_least, max_pixels, job),
         ImageFormat::Png => png::decode(bytes),
         ImageFormat::Webp if probe.frames <= 1 => webp::decode(bytes, probe, at_least, max_pixels),
         ImageFormat::Avif | ImageFormat::Heic => heif::decode(bytes, probe, job),

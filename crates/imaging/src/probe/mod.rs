@@ -91,6 +91,9 @@ pub fn probe(bytes: &[u8]) -> Result<Probe> {
         _ => 1,
     };
     let mut progressive = false;
+    // Where EXIF may be: a JPEG's APP1 comes before its first scan, so the reader is not given
+    // the megabytes of entropy-coded data after it (it walks them a byte at a time).
+    let mut metadata = bytes;
     if format == ImageFormat::Jpeg {
         let markers = jpeg_markers(bytes);
         if markers.scans > MAX_JPEG_SCANS {
@@ -99,6 +102,7 @@ pub fn probe(bytes: &[u8]) -> Result<Probe> {
             )));
         }
         progressive = markers.progressive;
+        metadata = &bytes[..markers.first_scan.unwrap_or(bytes.len())];
     }
     Ok(Probe {
         format,
@@ -109,7 +113,7 @@ pub fn probe(bytes: &[u8]) -> Result<Probe> {
         orientation: if is_heif(format) {
             1
         } else {
-            orientation(bytes)
+            orientation(metadata)
         },
         frames,
         progressive,
@@ -259,6 +263,8 @@ struct JpegMarkers {
     /// Start-of-scan segments; the walk stops counting once past [`MAX_JPEG_SCANS`].
     scans: u32,
     progressive: bool,
+    /// Offset of the first start-of-scan marker: every header segment is before it.
+    first_scan: Option<usize>,
 }
 
 /// Walks JPEG segments without decoding: lengths for marker segments, a byte scan for entropy-
@@ -286,19 +292,32 @@ fn jpeg_markers(b: &[u8]) -> JpegMarkers {
                 if matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE) {
                     found.progressive = true;
                 }
-                i += 2 + len;
                 if marker == 0xDA {
+                    found.first_scan.get_or_insert(i);
                     found.scans += 1;
-                    while i + 1 < b.len()
-                        && !(b[i] == 0xFF && b[i + 1] != 0 && !(0xD0..=0xD7).contains(&b[i + 1]))
-                    {
-                        i += 1;
-                    }
+                    i = entropy_coded_end(b, i + 2 + len);
+                } else {
+                    i += 2 + len;
                 }
             }
         }
     }
     found
+}
+
+/// Where the entropy-coded data starting at `from` ends: its first 0xFF that is neither stuffing
+/// (0xFF00) nor a restart marker, or the end of `b`. memchr finds the 0xFF bytes (about one in
+/// 200 of a photo's), so the scan costs a small part of decoding instead of a tenth of it.
+fn entropy_coded_end(b: &[u8], mut from: usize) -> usize {
+    while let Some(at) = b.get(from..).and_then(|rest| memchr::memchr(0xFF, rest)) {
+        let marker = from + at;
+        match b.get(marker + 1) {
+            Some(&next) if next != 0 && !(0xD0..=0xD7).contains(&next) => return marker,
+            Some(_) => from = marker + 1,
+            None => break,
+        }
+    }
+    b.len()
 }
 
 /// Counts `ANMF` chunks of a WebP; a still WebP has one frame.
@@ -464,9 +483,18 @@ mod tests {
             jpeg_markers(&jpeg(3)),
             JpegMarkers {
                 scans: 3,
-                progressive: true
+                progressive: true,
+                first_scan: Some(15),
             }
         );
+        // Stuffed 0xFF00 and restart markers inside a scan do not end it; a scan cut short
+        // ends at the end of the file.
+        assert_eq!(
+            entropy_coded_end(&[0x12, 0xFF, 0x00, 0xFF, 0xD0, 0xFF, 0xC4], 0),
+            5
+        );
+        assert_eq!(entropy_coded_end(&[0x12, 0xFF, 0x00, 0xFF], 0), 4);
+        assert_eq!(entropy_coded_end(&[0x12, 0x34], 0), 2);
         assert_eq!(jpeg_markers(&jpeg(5000)).scans, MAX_JPEG_SCANS + 1);
     }
 
