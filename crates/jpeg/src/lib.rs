@@ -112,7 +112,7 @@ unsafe extern "C" fn call_keep_going(context: *mut c_void) -> c_int {
     // SAFETY: `context` is the `&KeepGoing` that `Decompressor::call` set for the duration of
     // the C call that is running now.
     let keep_going = unsafe { &*(context as *const KeepGoing) };
-    c_int::from(catch_unwind(AssertUnwindSafe(|| keep_going())).unwrap_or(false))
+    c_int::from(catch_unwind(AssertUnwindSafe(*keep_going)).unwrap_or(false))
 }
 
 /// One libjpeg decompressor, destroyed on drop; borrows the bytes it reads.
@@ -198,6 +198,10 @@ pub fn decode_rgb(
             ));
         }
     };
+    // libjpeg keeps the cap in a signed long.
+    let max_memory = c_ulong::try_from(limits.max_memory)
+        .unwrap_or(c_ulong::MAX)
+        .min(c_ulong::MAX / 2);
     let mut jpeg = Decompressor::new();
     let (mut width, mut height, mut cmyk) = (0, 0, 0);
     jpeg.call(keep_going, |raw| {
@@ -208,7 +212,7 @@ pub fn decode_rgb(
                 raw,
                 data.as_ptr(),
                 data.len() as c_ulong,
-                limits.max_memory.min(c_ulong::MAX as u64 / 2) as c_ulong,
+                max_memory,
                 limits.max_scans.min(c_int::MAX as u32) as c_int,
                 &mut width,
                 &mut height,
