@@ -7,6 +7,11 @@
  * The progress monitor, which libjpeg calls between MCU rows and scans, enforces the scan limit
  * (a progressive file can carry thousands of scans, each a pass over every coefficient) and asks
  * the caller's keep_going hook whether anyone still waits for the result.
+ *
+ * No marker is saved (jpeg_save_markers): libjpeg gives each saved marker its own allocation,
+ * outside max_memory_to_use, and appends it by walking the list, so a file of millions of empty
+ * APP2 markers cost gigabytes and quadratic time before any hook ran. Unsaved markers are
+ * skipped in linear time; the ICC profile is assembled by the Rust side from the header bytes.
  */
 #include <setjmp.h>
 #include <stddef.h>
@@ -40,7 +45,6 @@ typedef struct imgd_jpeg {
   struct jpeg_decompress_struct cinfo;
   struct imgd_error error;
   struct imgd_progress progress;
-  int created;
 } imgd_jpeg;
 
 static void on_error(j_common_ptr cinfo) {
@@ -73,9 +77,10 @@ static void on_progress(j_common_ptr cinfo) {
 
 imgd_jpeg *imgd_jpeg_new(void) { return calloc(1, sizeof(imgd_jpeg)); }
 
+/* Safe on a struct jpeg_create_decompress never finished: destroy checks for its memory manager. */
 void imgd_jpeg_destroy(imgd_jpeg *j) {
   if (!j) return;
-  if (j->created) jpeg_destroy_decompress(&j->cinfo);
+  jpeg_destroy_decompress(&j->cinfo);
   free(j);
 }
 
@@ -88,9 +93,9 @@ void imgd_jpeg_set_hook(imgd_jpeg *j, imgd_keep_going keep_going, void *context)
 }
 
 /*
- * Reads the headers of `data` (which must outlive `j`): dimensions, colour space, and the APP2
- * markers that carry an ICC profile. `max_memory` caps libjpeg's whole-image buffers (the
- * coefficients of a progressive file); `max_scans` the number of scans it will read.
+ * Reads the headers of `data` (which must outlive `j`): dimensions and colour space.
+ * `max_memory` caps libjpeg's whole-image buffers (the coefficients of a progressive file);
+ * `max_scans` the number of scans it will read.
  */
 int imgd_jpeg_read_header(imgd_jpeg *j, const unsigned char *data, unsigned long size,
                           unsigned long max_memory, int max_scans, unsigned *width,
@@ -100,30 +105,17 @@ int imgd_jpeg_read_header(imgd_jpeg *j, const unsigned char *data, unsigned long
   j->error.pub.emit_message = quietly;
   if (setjmp(j->error.jump)) return j->error.status;
   jpeg_create_decompress(&j->cinfo);
-  j->created = 1;
   j->cinfo.mem->max_memory_to_use = (long)max_memory;
   j->progress.pub.progress_monitor = on_progress;
   j->progress.max_scans = max_scans;
   j->cinfo.progress = &j->progress.pub;
   jpeg_mem_src(&j->cinfo, data, size);
-  jpeg_save_markers(&j->cinfo, JPEG_APP0 + 2, 0xFFFF);
   jpeg_read_header(&j->cinfo, TRUE);
   *width = j->cinfo.image_width;
   *height = j->cinfo.image_height;
   *cmyk = j->cinfo.jpeg_color_space == JCS_CMYK || j->cinfo.jpeg_color_space == JCS_YCCK;
   return IMGD_OK;
 }
-
-/* The ICC profile assembled from the APP2 markers (malloc'd; free with imgd_jpeg_free), or 0. */
-unsigned imgd_jpeg_icc(imgd_jpeg *j, unsigned char **icc) {
-  unsigned int size = 0;
-  *icc = NULL;
-  if (setjmp(j->error.jump)) return 0;
-  if (!jpeg_read_icc_profile(&j->cinfo, icc, &size)) return 0;
-  return size;
-}
-
-void imgd_jpeg_free(void *p) { free(p); }
 
 /* Starts decoding to RGB at 1/`denominator` scale (1, 2, 4 or 8); says the output size. */
 int imgd_jpeg_start(imgd_jpeg *j, unsigned denominator, unsigned *width, unsigned *height) {

@@ -13,6 +13,8 @@
 
 #![allow(unsafe_code)]
 
+mod icc;
+
 use std::ffi::{CStr, c_char, c_int, c_uint, c_ulong, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
@@ -86,8 +88,6 @@ mod ffi {
             height: *mut c_uint,
             cmyk: *mut c_int,
         ) -> c_int;
-        pub fn imgd_jpeg_icc(j: *mut Jpeg, icc: *mut *mut u8) -> c_uint;
-        pub fn imgd_jpeg_free(p: *mut c_void);
         pub fn imgd_jpeg_start(
             j: *mut Jpeg,
             denominator: c_uint,
@@ -165,21 +165,6 @@ impl<'data> Decompressor<'data> {
             .to_string_lossy()
             .into_owned()
     }
-
-    fn icc(&mut self) -> Option<Vec<u8>> {
-        let mut icc = std::ptr::null_mut();
-        // SAFETY: read after the header; the shim returns the length of a malloc'd buffer it
-        // hands over, or 0 (and null) when there is no complete profile.
-        let len = unsafe { ffi::imgd_jpeg_icc(self.raw.as_ptr(), &mut icc) };
-        if icc.is_null() {
-            return None;
-        }
-        // SAFETY: `icc` points at `len` bytes malloc'd by libjpeg, freed right after the copy.
-        let profile = unsafe { std::slice::from_raw_parts(icc, len as usize) }.to_vec();
-        // SAFETY: freed once, by the allocator that made it.
-        unsafe { ffi::imgd_jpeg_free(icc.cast()) };
-        (len > 0).then_some(profile)
-    }
 }
 
 /// Decodes `data` to RGB at 1/`denominator` of its size (1, 2, 4 or 8), asking `keep_going`
@@ -198,10 +183,10 @@ pub fn decode_rgb(
             ));
         }
     };
-    // libjpeg keeps the cap in a signed long.
+    // libjpeg keeps the cap in a signed long, and reads 0 as no cap at all.
     let max_memory = c_ulong::try_from(limits.max_memory)
         .unwrap_or(c_ulong::MAX)
-        .min(c_ulong::MAX / 2);
+        .clamp(1, c_ulong::MAX / 2);
     let mut jpeg = Decompressor::new();
     let (mut width, mut height, mut cmyk) = (0, 0, 0);
     jpeg.call(keep_going, |raw| {
@@ -230,14 +215,20 @@ pub fn decode_rgb(
     if cmyk != 0 {
         return Err(DecodeError::Cmyk);
     }
-    let icc = jpeg.icc();
+    let icc = icc::icc_profile(data);
     let (mut out_width, mut out_height) = (0, 0);
     jpeg.call(keep_going, |raw| {
         // SAFETY: after a successful header read; out-pointers are to locals.
         unsafe { ffi::imgd_jpeg_start(raw, denominator, &mut out_width, &mut out_height) }
     })?;
-    let stride = out_width as usize * 3;
-    let mut rgb = vec![0u8; stride * out_height as usize];
+    let stride = (out_width as usize).checked_mul(3);
+    let Some((stride, size)) = stride.and_then(|s| Some((s, s.checked_mul(out_height as usize)?)))
+    else {
+        return Err(DecodeError::Corrupt(
+            "the output does not fit in memory".into(),
+        ));
+    };
+    let mut rgb = vec![0u8; size];
     // A band of rows per call, so keep_going is asked between bands as well as between scans.
     const BAND: u32 = 16;
     let mut done = 0u32;

@@ -182,3 +182,24 @@ fn a_progressive_file_with_too_many_scans_is_refused() {
     // The same file with its scans as encoded decodes.
     assert!(decode_rgb(&bytes, 1, OPEN, &|| true).is_ok());
 }
+
+#[test]
+fn a_million_empty_app2_markers_cost_a_linear_walk_not_a_list_each() {
+    // libjpeg, asked to save APP2 markers, allocated each one outside the memory cap and
+    // appended it by walking the list: gigabytes and quadratic time, with no hook asked.
+    let profile: Vec<u8> = (0..3000u32).map(|i| (i % 7) as u8).collect();
+    let bytes = gradient(64, 64, false, Some(&profile));
+    let mut hostile = bytes[..2].to_vec();
+    for _ in 0..1_000_000 {
+        hostile.extend_from_slice(&[0xFF, 0xE2, 0x00, 0x02]);
+    }
+    hostile.extend_from_slice(&bytes[2..]);
+    let started = std::time::Instant::now();
+    let decoded = decode_rgb(&hostile, 1, OPEN, &|| true).unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(decoded.icc.as_deref(), Some(&profile[..]));
+}
