@@ -2,7 +2,9 @@
  * libjpeg's error handling is "call error_exit, which must not return": a C caller longjmps
  * back to a setjmp taken before the call. Rust cannot take a setjmp, so each entry point below
  * takes its own and turns a libjpeg error into a return code and a message. Nothing here
- * writes to stderr (warnings on damaged data are counted, not printed).
+ * writes to stderr. A warning is an error, as sharp's default `failOn: 'warning'` has it: libjpeg
+ * warns and goes on where data is missing or damaged (a truncated upload decodes with its lower
+ * half grey), and a half-received photo must be refused, not stored.
  *
  * The progress monitor, which libjpeg calls between MCU rows and scans, enforces the scan limit
  * (a progressive file can carry thousands of scans, each a pass over every coefficient) and asks
@@ -54,8 +56,9 @@ static void on_error(j_common_ptr cinfo) {
   longjmp(error->jump, 1);
 }
 
-static void quietly(j_common_ptr cinfo, int level) {
-  if (level < 0) cinfo->err->num_warnings++;
+/* Warnings (level < 0) end the decode like errors; trace messages (level >= 0) are dropped. */
+static void on_message(j_common_ptr cinfo, int level) {
+  if (level < 0) on_error(cinfo);
 }
 
 static void stop_with(j_common_ptr cinfo, int status, const char *why) {
@@ -102,7 +105,7 @@ int imgd_jpeg_read_header(imgd_jpeg *j, const unsigned char *data, unsigned long
                           unsigned *height, int *cmyk) {
   j->cinfo.err = jpeg_std_error(&j->error.pub);
   j->error.pub.error_exit = on_error;
-  j->error.pub.emit_message = quietly;
+  j->error.pub.emit_message = on_message;
   if (setjmp(j->error.jump)) return j->error.status;
   jpeg_create_decompress(&j->cinfo);
   j->cinfo.mem->max_memory_to_use = (long)max_memory;
