@@ -2,9 +2,13 @@
 # The owner-routing path: a cached variant fetched from a node that does not own it (which
 # forwards to the owner and relays the bytes) against the owner serving it directly, same
 # machine, same run. Two nodes over PostgreSQL, an s3s-fs S3 server and Redis, each node on its
-# own core; wrk on the non-owner's core (the forward is what it costs).
+# own core; wrk always shares the core of the node it asks (the owner's when direct, the
+# non-owner's when relayed), so the ratio is what the hop costs the node that takes it. (Until
+# 2026-12 wrk sat on the non-owner's core in both cases, which gave the direct case a core of its
+# own for the load generator and charged wrk's share to the relay alone.)
 #
 #   bench/forward.sh              DURATION=5s ROUNDS=3 CONNS=1 and CONNS=16 by default
+#   IMGD_BIN=/tmp/imgd-before bench/forward.sh    another build, same run conditions
 #
 # Needs: PostgreSQL and Redis on 127.0.0.1 (as on the CI machine), s3s-fs (see .ci/run), wrk,
 # curl, taskset, python3.
@@ -17,7 +21,9 @@ RUN="bench$$"
 PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-cargo build --release -q -p imgd
+# IMGD_BIN measures another build (an earlier commit's, to compare before and after a change).
+IMGD_BIN=${IMGD_BIN:-target/release/imgd}
+[ "$IMGD_BIN" = target/release/imgd ] && cargo build --release -q -p imgd
 cargo build --release -q -p imgd-imaging --example bench_images
 target/release/examples/bench_images "$WORK/in" 1
 
@@ -41,7 +47,7 @@ start_node() { # id port core
     IMGD_S3_PATH_STYLE=true AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret \
     IMGD_REDIS_URL=redis://127.0.0.1:6379/ IMGD_CLUSTER__NAMESPACE="$RUN" IMGD_CLUSTER_SECRET=bench-cluster-secret-0123 \
     IMGD_NODE_ID="$1" IMGD_ADMIN_KEY=bench-admin-key-0123456789 IMGD_SECRET_KEY="$(printf %064d 0)" IMGD_DATA_DIR="$WORK/$1" IMGD_LOG=warn TOKIO_WORKER_THREADS=1 \
-    IMGD_LISTEN="127.0.0.1:$2" taskset -c "$3" target/release/imgd serve >"$WORK/$1.log" 2>&1 &
+    IMGD_LISTEN="127.0.0.1:$2" taskset -c "$3" "$IMGD_BIN" serve >"$WORK/$1.log" 2>&1 &
   PIDS+=($!)
 }
 A_PORT=$(free_port); B_PORT=$(free_port)
@@ -56,28 +62,29 @@ ID=$(curl -fs -H 'Authorization: Bearer bench-admin-key-0123456789' --data-binar
 # Find a variant each node owns... one is enough: ask A, read who served it.
 OPTS="w=400,f=webp"
 OWNER=$(curl -fs -o /dev/null -D - "http://127.0.0.1:$A_PORT/i/$ID/$OPTS" | awk 'tolower($1) == "x-imgd-node:" {print $2}' | tr -d '\r')
-if [ "$OWNER" = node-a ]; then DIRECT=$A_PORT; VIA=$B_PORT; WRK_CORE=1; else DIRECT=$B_PORT; VIA=$A_PORT; WRK_CORE=0; fi
+if [ "$OWNER" = node-a ]; then DIRECT=$A_PORT; VIA=$B_PORT; OWNER_CORE=0; else DIRECT=$B_PORT; VIA=$A_PORT; OWNER_CORE=1; fi
+VIA_CORE=$((1 - OWNER_CORE))
 DIRECT_URL="http://127.0.0.1:$DIRECT/i/$ID/$OPTS"
 VIA_URL="http://127.0.0.1:$VIA/i/$ID/$OPTS"
 curl -fs -o /dev/null -D - "$VIA_URL" | grep -qi "x-imgd-forwarded-by" || { echo "the non-owner did not forward" >&2; exit 1; }
 BYTES=$(curl -fs "$DIRECT_URL" | wc -c)
 
-measure() { # url conns -> "req/s p50"
-  taskset -c "$WRK_CORE" wrk -t1 -c"$2" -d"$DURATION" --latency "$1" |
+measure() { # url conns core -> "req/s p50"
+  taskset -c "$3" wrk -t1 -c"$2" -d"$DURATION" --latency "$1" |
     awk '/Requests\/sec/ {rps = $2} $1 == "50%" {p50 = $2} END {print rps, p50}'
 }
 to_us() { awk '{v = $1; if (v ~ /us$/) {sub(/us/, "", v); print v} else if (v ~ /ms$/) {sub(/ms/, "", v); print v * 1000} else {sub(/s/, "", v); print v * 1000000}}'; }
 median() { sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
 
-echo "owner $OWNER; variant $OPTS ($BYTES bytes, in the owner's memory cache); wrk -d$DURATION on one core, median of $ROUNDS alternating rounds"
+echo "owner $OWNER; variant $OPTS ($BYTES bytes, in the owner's memory cache); wrk -d$DURATION on the core of the node it asks, median of $ROUNDS alternating rounds"
 echo
 echo "| wrk connections | owner direct | via non-owner | p50 latency ratio | throughput ratio |"
 echo "|---|---|---|---|---|"
 for CONNS in 1 16; do
   direct_rps=(); via_rps=(); direct_p50=(); via_p50=()
   for _ in $(seq "$ROUNDS"); do
-    read -r rps p50 < <(measure "$DIRECT_URL" "$CONNS"); direct_rps+=("$rps"); direct_p50+=("$(echo "$p50" | to_us)")
-    read -r rps p50 < <(measure "$VIA_URL" "$CONNS"); via_rps+=("$rps"); via_p50+=("$(echo "$p50" | to_us)")
+    read -r rps p50 < <(measure "$DIRECT_URL" "$CONNS" "$OWNER_CORE"); direct_rps+=("$rps"); direct_p50+=("$(echo "$p50" | to_us)")
+    read -r rps p50 < <(measure "$VIA_URL" "$CONNS" "$VIA_CORE"); via_rps+=("$rps"); via_p50+=("$(echo "$p50" | to_us)")
   done
   d_rps=$(printf '%s\n' "${direct_rps[@]}" | median); v_rps=$(printf '%s\n' "${via_rps[@]}" | median)
   d_p50=$(printf '%s\n' "${direct_p50[@]}" | median); v_p50=$(printf '%s\n' "${via_p50[@]}" | median)

@@ -12,9 +12,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, header};
 use axum::response::Response;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Body as _;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use imgd_core::id::VariantKey;
 use imgd_core::port::{Member, Placement};
 
@@ -67,9 +72,13 @@ pub struct ClusterRoute {
     /// `node_id` as a header value, built once: it goes on every variant response.
     node_header: HeaderValue,
     placement: Arc<dyn Placement>,
-    /// Digest of the cluster secret; `None` when the node runs alone (no internal endpoint).
-    secret: Option<(String, blake3::Hash)>,
-    client: reqwest::Client,
+    /// The `Authorization` header peers send, built once, and the digest of the cluster secret
+    /// peers are checked against; `None` when the node runs alone (no internal endpoint).
+    secret: Option<(HeaderValue, blake3::Hash)>,
+    /// hyper's pooled HTTP/1 client, without reqwest's layer over it: a forward is a GET with
+    /// a few headers to a known peer, and per request reqwest parsed a URL, built a header map
+    /// and boxed its body and futures.
+    client: Client<HttpConnector, Empty<Bytes>>,
     /// Longest wait for the owner's response headers: its render budget plus a margin.
     answer_timeout: Duration,
     forwarded: metrics::Counter,
@@ -86,18 +95,26 @@ impl ClusterRoute {
         connect_timeout: Duration,
         answer_timeout: Duration,
     ) -> Self {
-        let client = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            // The idle timeout needs a timer to run on.
+            .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(30))
-            .tcp_nodelay(true)
-            .build()
-            .expect("an HTTP client without TLS builds");
+            .build(connector);
+        let secret = secret.map(|s| {
+            let mut bearer = HeaderValue::from_str(&format!("Bearer {s}"))
+                .unwrap_or(HeaderValue::from_static("Bearer -"));
+            bearer.set_sensitive(true);
+            (bearer, blake3::hash(s.as_bytes()))
+        });
         ClusterRoute {
             node_id: node_id.into(),
             node_header: HeaderValue::from_str(node_id)
                 .unwrap_or(HeaderValue::from_static("unnamed")),
             placement,
-            secret: secret.map(|s| (s.to_owned(), blake3::hash(s.as_bytes()))),
+            secret,
             client,
             answer_timeout,
             forwarded: metrics::counter!("imgd_forwards_total", "outcome" => "forwarded"),
@@ -167,23 +184,25 @@ impl ClusterRoute {
         headers: &HeaderMap,
         client: Option<&str>,
     ) -> Result<Response, ForwardError> {
-        let (secret, _) = self.secret.as_ref().expect("forwarding needs a secret");
-        let mut request = self
-            .client
-            .request(
-                method.clone(),
-                format!("{}/internal/v1/i/{path}", owner.url),
-            )
-            .bearer_auth(secret);
+        let (bearer, _) = self.secret.as_ref().expect("forwarding needs a secret");
+        let uri = Uri::try_from(format!("{}/internal/v1/i/{path}", owner.url))
+            .map_err(|e| ForwardError::Unreachable(format!("owner URL: {e}")))?;
+        let mut request = Request::builder()
+            .method(method.clone())
+            .uri(uri)
+            .header(header::AUTHORIZATION, bearer.clone());
         if let Some(client) = client {
             request = request.header(CLIENT_HEADER, client);
         }
         for name in FORWARDED_REQUEST_HEADERS {
             if let Some(value) = headers.get(name) {
-                request = request.header(name, value);
+                request = request.header(name, value.clone());
             }
         }
-        let answer = tokio::time::timeout(self.answer_timeout, request.send())
+        let request = request
+            .body(Empty::new())
+            .map_err(|e| ForwardError::Unreachable(e.to_string()))?;
+        let answer = tokio::time::timeout(self.answer_timeout, self.client.request(request))
             .await
             .map_err(|_| ForwardError::Timeout(self.answer_timeout))?
             .map_err(|e| ForwardError::Unreachable(e.to_string()))?;
@@ -191,23 +210,24 @@ impl ClusterRoute {
         if status.is_server_error() {
             return Err(ForwardError::OwnerFailed(status.as_u16()));
         }
-        let mut response = Response::builder().status(status.as_u16());
+        let mut response = Response::builder().status(status);
         for name in RELAYED_RESPONSE_HEADERS {
             if let Some(value) = answer.headers().get(*name) {
-                response = response.header(*name, value.as_bytes());
+                response = response.header(*name, value.clone());
             }
         }
         let response = response.header("x-imgd-forwarded-by", self.node_header.clone());
         // Small bodies (most variants) are relayed whole: one write instead of a polled stream,
         // the same trade delivery makes for in-memory variants. Large ones stream.
-        let body = match answer.content_length() {
+        let body = answer.into_body();
+        let body = match body.size_hint().exact() {
             Some(len) if len <= RELAY_WHOLE_BYTES => Body::from(
-                answer
-                    .bytes()
+                body.collect()
                     .await
-                    .map_err(|e| ForwardError::Unreachable(e.to_string()))?,
+                    .map_err(|e| ForwardError::Unreachable(e.to_string()))?
+                    .to_bytes(),
             ),
-            _ => Body::from_stream(answer.bytes_stream()),
+            _ => Body::new(body),
         };
         Ok(response.body(body).expect("relayed headers are valid"))
     }

@@ -258,7 +258,10 @@ pub async fn start(config: Config, metrics: PrometheusHandle) -> Result<Server> 
     // holder blocks others.
     let lock_ttl = Duration::from_millis(config.cluster.lock_ttl_ms);
     // One memory budget for renders and upload inspections alike.
-    let memory = MemoryBudget::new(config.memory_budget_bytes());
+    let memory = MemoryBudget::with_page_return(
+        config.memory_budget_bytes(),
+        imgd_alloc::return_freed_pages,
+    );
     let pool = Arc::new(RenderPool::new(
         config.render_workers(),
         config.render.queue,

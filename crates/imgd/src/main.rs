@@ -2,11 +2,9 @@
 
 use clap::Parser;
 
-/// mimalloc, not glibc malloc: renders run on many blocking threads, each with a glibc arena
-/// that kept the freed pages of large decodes. The hostile suite held ~275 MiB between its
-/// groups and peaked at 520 MiB on glibc (bound 512); mimalloc gives freed pages back.
+/// mimalloc, asked to return each render's freed pages when it ends: `imgd_alloc` says why.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: imgd_alloc::MiMalloc = imgd_alloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     // The HEIF decoder's memory-capped child: before any thread, runtime or config exists.

@@ -1,44 +1,34 @@
 //! The ICC profile of a JPEG, reassembled from its `APP2 "ICC_PROFILE"` chunks in Rust rather than
 //! by libjpeg, which would keep every saved marker in its own allocation, appended to a list by
-//! walking it (`csrc/shim.c` says why that was an attack). This walk is linear in the header and
-//! allocates only the profile, which is smaller than the file.
+//! walking it (`csrc/shim.c` says why that was an attack). The walk ([`crate::segments`]) is
+//! linear in the header; only the profile is allocated, and it is smaller than the file.
+
+use crate::segments::{SOS, segments};
 
 const ICC_TAG: &[u8] = b"ICC_PROFILE\0";
+const APP2: u8 = 0xE2;
 
 /// The profile split over the APP2 chunks before the first scan, when they form a complete one
 /// (every sequence number from 1 to the count exactly once, as libjpeg's own reader requires).
 pub(crate) fn icc_profile(data: &[u8]) -> Option<Vec<u8>> {
     let mut chunks: Vec<Option<&[u8]>> = Vec::new();
-    let mut i = 2; // past SOI
-    while i + 1 < data.len() {
-        if data[i] != 0xFF {
-            return None; // not a marker where one must be: no profile worth trusting
+    for segment in segments(data).take_while(|s| s.marker != SOS) {
+        let rest = match segment.payload.strip_prefix(ICC_TAG) {
+            Some(rest) if segment.marker == APP2 && rest.len() >= 2 => rest,
+            _ => continue,
+        };
+        if !segment.complete {
+            return None;
         }
-        let marker = data[i + 1];
-        match marker {
-            0xFF => i += 1, // fill byte
-            0xDA | 0xD9 => break,
-            0x01 | 0xD0..=0xD7 => i += 2,
-            _ => {
-                let len = usize::from(u16::from_be_bytes([*data.get(i + 2)?, *data.get(i + 3)?]));
-                let payload = data.get(i + 4..i + 2 + len.max(2))?;
-                if marker == 0xE2
-                    && payload.len() >= ICC_TAG.len() + 2
-                    && let Some(rest) = payload.strip_prefix(ICC_TAG)
-                {
-                    let (seq, count) = (usize::from(rest[0]), usize::from(rest[1]));
-                    if chunks.is_empty() {
-                        chunks.resize(count, None);
-                    }
-                    if count != chunks.len() || seq == 0 || seq > count {
-                        return None;
-                    }
-                    if chunks[seq - 1].replace(&rest[2..]).is_some() {
-                        return None; // the same chunk twice
-                    }
-                }
-                i += 2 + len;
-            }
+        let (seq, count) = (usize::from(rest[0]), usize::from(rest[1]));
+        if chunks.is_empty() {
+            chunks.resize(count, None);
+        }
+        if count != chunks.len() || seq == 0 || seq > count {
+            return None;
+        }
+        if chunks[seq - 1].replace(&rest[2..]).is_some() {
+            return None; // the same chunk twice
         }
     }
     if chunks.is_empty() {

@@ -14,6 +14,9 @@
 #![allow(unsafe_code)]
 
 mod icc;
+mod segments;
+
+pub use segments::{SOS, Segment, Segments, segments};
 
 use std::ffi::{CStr, c_char, c_int, c_uint, c_ulong, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};

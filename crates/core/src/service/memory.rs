@@ -5,6 +5,10 @@
 //! killer; a single job larger than the whole budget can never run and is refused with
 //! `image_too_large`.
 //!
+//! The budget lends bytes, and the allocator must give them back for the bound to hold: a job's
+//! freed pages are returned to the OS when it ends ([`MemoryBudget::return_freed_pages`]), or
+//! idle render threads would each keep their last job's pages resident, outside the budget.
+//!
 //! The budget counts what we allocate on purpose. It is an estimate (codecs keep small
 //! buffers of their own), so the configured figure leaves headroom below the real limit.
 
@@ -23,6 +27,8 @@ pub struct MemoryBudget {
     limit: u64,
     used: AtomicU64,
     gauge: metrics::Gauge,
+    /// The allocator's "return this thread's freed pages to the OS now".
+    return_freed: fn(),
 }
 
 /// Bytes held from a [`MemoryBudget`]; returned on drop, on every path (error, panic, cancel).
@@ -33,13 +39,24 @@ pub struct Reservation {
 }
 
 impl MemoryBudget {
-    /// A budget of `limit` bytes.
+    /// A budget of `limit` bytes, for an allocator that returns freed pages by itself.
     pub fn new(limit: u64) -> Arc<Self> {
+        Self::with_page_return(limit, || {})
+    }
+
+    /// A budget of `limit` bytes whose jobs call `return_freed` on their thread when they end.
+    pub fn with_page_return(limit: u64, return_freed: fn()) -> Arc<Self> {
         Arc::new(MemoryBudget {
             limit,
             used: AtomicU64::new(0),
             gauge: metrics::gauge!("imgd_memory_reserved_bytes"),
+            return_freed,
         })
+    }
+
+    /// Returns the pages the calling thread freed to the OS (at the end of a job, on its thread).
+    pub fn return_freed_pages(&self) {
+        (self.return_freed)()
     }
 
     /// The whole budget.

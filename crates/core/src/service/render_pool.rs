@@ -132,6 +132,7 @@ impl Slot {
         T: Send + 'static,
         F: FnOnce(&JobControl) -> Result<T> + Send + 'static,
     {
+        let memory = self.memory.clone();
         let control = JobControl::new(Instant::now() + self.budget, Some(self.memory));
         let _cancel = CancelOnDrop(control.clone());
         let job_control = control.clone();
@@ -139,6 +140,8 @@ impl Slot {
         let handle = tokio::task::spawn_blocking(move || {
             let _held = (permit, reservation);
             let outcome = job(&job_control);
+            // What the job freed leaves the process before its bytes are lent out again.
+            memory.return_freed_pages();
             if matches!(outcome, Err(Error::Cancelled)) {
                 metrics::counter!("imgd_renders_cancelled_total").increment(1);
             }

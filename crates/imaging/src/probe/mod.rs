@@ -267,57 +267,21 @@ struct JpegMarkers {
     first_scan: Option<usize>,
 }
 
-/// Walks JPEG segments without decoding: lengths for marker segments, a byte scan for entropy-
-/// coded data (which ends at the first 0xFF not followed by 0x00 or a restart marker). Linear in
-/// the file size; a truncated file counts what it has.
+/// Walks JPEG segments without decoding ([`imgd_jpeg::segments`], the walk the decoder's ICC
+/// reader uses too). Linear in the file size; a truncated file counts what it has.
 fn jpeg_markers(b: &[u8]) -> JpegMarkers {
     let mut found = JpegMarkers::default();
-    let mut i = 2; // past SOI
-    while i + 1 < b.len() && found.scans <= MAX_JPEG_SCANS {
-        if b[i] != 0xFF {
-            i += 1;
-            continue;
-        }
-        let marker = b[i + 1];
-        match marker {
-            0xFF => i += 1, // fill byte
-            0xD9 => break,  // EOI
-            0x01 | 0xD0..=0xD7 => i += 2,
-            _ => {
-                let Some(len) = b.get(i + 2..i + 4) else {
-                    break;
-                };
-                let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
-                // SOF2, SOF6, SOF10, SOF14: progressive.
-                if matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE) {
-                    found.progressive = true;
-                }
-                if marker == 0xDA {
-                    found.first_scan.get_or_insert(i);
-                    found.scans += 1;
-                    i = entropy_coded_end(b, i + 2 + len);
-                } else {
-                    i += 2 + len;
-                }
+    for segment in imgd_jpeg::segments(b) {
+        found.progressive |= segment.is_progressive_frame();
+        if segment.marker == imgd_jpeg::SOS {
+            found.first_scan.get_or_insert(segment.offset);
+            found.scans += 1;
+            if found.scans > MAX_JPEG_SCANS {
+                break;
             }
         }
     }
     found
-}
-
-/// Where the entropy-coded data starting at `from` ends: its first 0xFF that is neither stuffing
-/// (0xFF00) nor a restart marker, or the end of `b`. memchr finds the 0xFF bytes (about one in
-/// 200 of a photo's), so the scan costs a small part of decoding instead of a tenth of it.
-fn entropy_coded_end(b: &[u8], mut from: usize) -> usize {
-    while let Some(at) = b.get(from..).and_then(|rest| memchr::memchr(0xFF, rest)) {
-        let marker = from + at;
-        match b.get(marker + 1) {
-            Some(&next) if next != 0 && !(0xD0..=0xD7).contains(&next) => return marker,
-            Some(_) => from = marker + 1,
-            None => break,
-        }
-    }
-    b.len()
 }
 
 /// Counts `ANMF` chunks of a WebP; a still WebP has one frame.
@@ -487,14 +451,6 @@ mod tests {
                 first_scan: Some(15),
             }
         );
-        // Stuffed 0xFF00 and restart markers inside a scan do not end it; a scan cut short
-        // ends at the end of the file.
-        assert_eq!(
-            entropy_coded_end(&[0x12, 0xFF, 0x00, 0xFF, 0xD0, 0xFF, 0xC4], 0),
-            5
-        );
-        assert_eq!(entropy_coded_end(&[0x12, 0xFF, 0x00, 0xFF], 0), 4);
-        assert_eq!(entropy_coded_end(&[0x12, 0x34], 0), 2);
         assert_eq!(jpeg_markers(&jpeg(5000)).scans, MAX_JPEG_SCANS + 1);
     }
 
