@@ -127,6 +127,18 @@ mod tests {
     }
 
     #[test]
+    fn a_scan_ends_at_its_first_real_marker_or_at_the_end_of_the_file() {
+        // Stuffed 0xFF00 and restart markers inside a scan do not end it; a scan cut short
+        // ends at the end of the file.
+        assert_eq!(
+            entropy_coded_end(&[0x12, 0xFF, 0x00, 0xFF, 0xD0, 0xFF, 0xC4], 0),
+            5
+        );
+        assert_eq!(entropy_coded_end(&[0x12, 0xFF, 0x00, 0xFF], 0), 4);
+        assert_eq!(entropy_coded_end(&[0x12, 0x34], 0), 2);
+    }
+
+    #[test]
     fn a_truncated_segment_is_yielded_incomplete_and_ends_the_walk() {
         let b = [0xFF, 0xD8, 0xFF, 0xE2, 0x00, 0x10, b'I', b'C'];
         let all: Vec<_> = segments(&b).collect();
