@@ -2,6 +2,7 @@
 //! nothing here decides policy.
 //!
 //! - [`router`]: the route table and middleware stack.
+//! - [`lane`]: cached-image delivery answered ahead of the router, by the same functions.
 //! - [`state`]: [`AppState`], the services handlers reach.
 //! - [`routes`]: one file per resource.
 //! - [`error`]: the one mapping from domain error to status and JSON body.
@@ -17,6 +18,7 @@ pub mod conditional;
 pub mod error;
 pub mod extract;
 pub mod forward;
+pub mod lane;
 pub mod middleware;
 pub mod openapi;
 pub mod router;
@@ -26,5 +28,6 @@ pub mod state;
 pub mod view;
 
 pub use forward::ClusterRoute;
+pub use lane::DeliveryLane;
 pub use router::router;
 pub use state::{AppServices, AppState};

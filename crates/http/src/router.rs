@@ -2,12 +2,10 @@
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use imgd_core::Code;
 use std::sync::Arc;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -70,11 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(crate::middleware::metrics::track))
-        .layer(TraceLayer::new_for_http())
-        .layer(CatchPanicLayer::custom(|_| -> Response {
-            error_response(Code::Internal, "internal error".into())
-        }))
+        .layer(axum::middleware::from_fn(crate::middleware::observe::track))
         .with_state(state)
 }
 

@@ -430,12 +430,14 @@ impl Server {
             draining.store(true, Ordering::SeqCst);
             stop_jobs();
         };
-        let router = imgd_http::router(self.state);
+        let lane = imgd_http::DeliveryLane::new(self.state.clone());
+        let handler =
+            imgd_http::serve::Handler::from(imgd_http::router(self.state)).with_lane(lane);
         // Our own accept loop (connection limits and timeouts); it passes each request the peer
-        // address as `ConnectInfo`, for per-client rate limits.
+        // address (as `ConnectInfo` to the router), for per-client rate limits.
         imgd_http::serve::serve(
             self.listener,
-            router,
+            handler,
             self.connection_limits,
             signal,
             self.grace,

@@ -1,7 +1,8 @@
 //! Middleware.
 //!
 //! - [`access`]: the `/v1` gate: rate limits, authentication, tenant and role checks.
-//! - [`metrics`]: `http_server_request_duration_seconds` by method, route template and status.
+//! - [`observe`]: every request once: panics to the JSON 500, the duration histogram by method,
+//!   route template and status, server errors logged.
 
 pub mod access;
-pub mod metrics;
+pub mod observe;

@@ -69,6 +69,15 @@ async fn admit(
     })
 }
 
+/// A delivery request, however it arrived: routed, or through the delivery lane
+/// ([`crate::lane`]), which answers the same requests with the same functions.
+pub(crate) struct Asked<'a> {
+    pub method: &'a Method,
+    pub uri: &'a Uri,
+    pub headers: &'a HeaderMap,
+    pub peer: Option<SocketAddr>,
+}
+
 /// `GET`/`HEAD /i/{id}`.
 pub async fn original(
     State(state): State<AppState>,
@@ -77,10 +86,13 @@ pub async fn original(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let image = state.delivery.image(&ImageId::parse(&id)?).await?;
-    let lifetime = admit(&state, &image, &uri, false, false).await?;
-    let delivery = state.delivery.original(&image);
-    respond(&state, &delivery, lifetime, &method, &headers).await
+    let asked = Asked {
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+        peer: None,
+    };
+    answer_original(&state, &id, &asked).await
 }
 
 /// `GET`/`HEAD /i/{id}/{options}`: served here when this node owns the variant (or runs alone),
@@ -93,13 +105,50 @@ pub async fn variant(
     headers: HeaderMap,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
 ) -> Result<Response, ApiError> {
+    let asked = Asked {
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+        peer: peer.map(|p| p.0.0),
+    };
+    answer_variant(&state, &id, &options, &asked).await
+}
+
+pub(crate) async fn answer_original(
+    state: &AppState,
+    id: &str,
+    asked: &Asked<'_>,
+) -> Result<Response, ApiError> {
+    let image = state.delivery.image(&ImageId::parse(id)?).await?;
+    let lifetime = admit(state, &image, asked.uri, false, false).await?;
+    let delivery = state.delivery.original(&image);
+    respond(state, &delivery, lifetime, asked.method, asked.headers).await
+}
+
+pub(crate) async fn answer_variant(
+    state: &AppState,
+    id: &str,
+    options: &str,
+    asked: &Asked<'_>,
+) -> Result<Response, ApiError> {
     // Built only when renders are budgeted per client: this is the hot path.
     let client = state
         .delivery
         .charges_clients()
-        .then(|| client_address_of(&state, &headers, peer.map(|p| p.0.0)));
-    let public = Public { uri: &uri, client };
-    serve_variant(&state, &id, &options, &method, &headers, Some(public)).await
+        .then(|| client_address_of(state, asked.headers, asked.peer));
+    let public = Public {
+        uri: asked.uri,
+        client,
+    };
+    serve_variant(
+        state,
+        id,
+        options,
+        asked.method,
+        asked.headers,
+        Some(public),
+    )
+    .await
 }
 
 /// `GET`/`HEAD /internal/v1/i/{id}/{options}`: a peer forwarding a variant this node owns.

@@ -3,6 +3,7 @@
 //!
 //! - [`serve`]: accept (TCP_NODELAY), cap open connections, serve HTTP/1.1 and h2c on each; on
 //!   shutdown stop accepting, let connections finish within the grace period, then drop them.
+//! - [`Handler`]: what answers: the router, behind the delivery lane ([`crate::lane`]).
 //! - `watchdog`: per-connection deadlines: the request head, keep-alive idleness, a stuck send.
 //! - [`body`]: per-request body deadlines: a stall or a trickle ends the request with 408.
 //!
@@ -38,6 +39,7 @@ use tower::ServiceExt;
 use self::body::{BodyLimits, TimedBody};
 use self::watchdog::{Activity, Handling, Sending, WatchedIo};
 use crate::error::{ErrorBody, error_response};
+use crate::lane::DeliveryLane;
 
 /// How much each connection may take, from `[server]` in the configuration.
 #[derive(Clone, Copy, Debug)]
@@ -62,16 +64,38 @@ const REFUSAL_WAIT: Duration = Duration::from_millis(500);
 /// The longest a refused connection is kept to deliver its answer.
 const REFUSAL_LINGER: Duration = Duration::from_secs(2);
 
-/// Serves `router` on `listener` until `shutdown` resolves, then drains: no new connections,
+/// What answers requests: the router, behind the delivery lane when there is one.
+#[derive(Clone)]
+pub struct Handler {
+    router: Router,
+    lane: Option<DeliveryLane>,
+}
+
+impl From<Router> for Handler {
+    fn from(router: Router) -> Self {
+        Handler { router, lane: None }
+    }
+}
+
+impl Handler {
+    /// `lane` answers the delivery requests it takes before the router sees them.
+    pub fn with_lane(mut self, lane: DeliveryLane) -> Self {
+        self.lane = Some(lane);
+        self
+    }
+}
+
+/// Serves `handler` on `listener` until `shutdown` resolves, then drains: no new connections,
 /// open ones finish their requests (idle ones close at once) for up to `grace`, then are
 /// dropped.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    handler: impl Into<Handler>,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) {
+    let handler = handler.into();
     let builder = Arc::new(builder(&limits));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let refusals = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
@@ -96,7 +120,7 @@ pub async fn serve(
                     Ok(slot) => {
                         let connection = Connection {
                             peer,
-                            router: router.clone(),
+                            handler: handler.clone(),
                             limits,
                             stopping: stopping.clone(),
                             _slot: slot,
@@ -202,7 +226,7 @@ fn overloaded_answer() -> Bytes {
 /// One accepted connection, holding its slot until it ends.
 struct Connection {
     peer: SocketAddr,
-    router: Router,
+    handler: Handler,
     limits: ConnectionLimits,
     stopping: watch::Receiver<()>,
     _slot: OwnedSemaphorePermit,
@@ -214,7 +238,7 @@ impl Connection {
         let limits = &self.limits;
         let activity = Activity::new(limits.header_read_timeout, limits.idle_timeout);
         let service = RequestService {
-            router: self.router.clone(),
+            handler: self.handler.clone(),
             peer: self.peer,
             activity: activity.clone(),
             limits: *limits,
@@ -243,11 +267,11 @@ impl Connection {
     }
 }
 
-/// Each request of a connection: the head-size check, body deadlines, `ConnectInfo`, the
-/// router, and the watchdog's bookkeeping.
+/// Each request of a connection: the head-size check, the delivery lane or else body deadlines,
+/// `ConnectInfo` and the router, and the watchdog's bookkeeping.
 #[derive(Clone)]
 struct RequestService {
-    router: Router,
+    handler: Handler,
     peer: SocketAddr,
     activity: Arc<Activity>,
     limits: ConnectionLimits,
@@ -263,14 +287,27 @@ impl hyper::service::Service<Request<Incoming>> for RequestService {
         let handling: Handling = self.activity.request_started(!h1);
         let max_header_bytes = self.limits.max_header_bytes;
         let oversized = head_size(&request) > max_header_bytes;
+        let peer = self.peer;
+        if !oversized
+            && let Some(lane) = &self.handler.lane
+            && DeliveryLane::takes(&request)
+        {
+            // No body deadline, `ConnectInfo` or router: the lane reads no body and is handed
+            // the peer.
+            let lane = lane.clone();
+            let (head, _body) = request.into_parts();
+            return Box::pin(async move {
+                let response = lane.answer(head, peer).await;
+                Ok(sent(response, handling.respond()))
+            });
+        }
         let expired = Arc::new(AtomicBool::new(false));
         let body_limits = self.limits.body;
         let timed = expired.clone();
         let mut request = request.map(|body| Body::new(TimedBody::new(body, body_limits, timed)));
         // What `into_make_service_with_connect_info` would add: per-client limits read it.
-        request.extensions_mut().insert(ConnectInfo(self.peer));
-        let router = self.router.clone();
-        let peer = self.peer;
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let router = self.handler.router.clone();
         Box::pin(async move {
             let response = if oversized {
                 refusal(
@@ -293,13 +330,17 @@ impl hyper::service::Service<Request<Incoming>> for RequestService {
                     response
                 }
             };
-            let sending = handling.respond();
-            Ok(response.map(|body| SentBody {
-                inner: body,
-                _sending: sending,
-            }))
+            Ok(sent(response, handling.respond()))
         })
     }
+}
+
+/// The response as hyper sends it, counted as sending until hyper is done with its body.
+fn sent(response: Response<Body>, sending: Sending) -> Response<SentBody> {
+    response.map(|body| SentBody {
+        inner: body,
+        _sending: sending,
+    })
 }
 
 /// An error answer after which an HTTP/1 connection closes: the request body, if any, is

@@ -141,3 +141,58 @@ async fn a_node_alone_has_no_internal_endpoint_to_reach() {
         .unwrap();
     assert_eq!(error_code(internal).await, (401, "unauthorized".into()));
 }
+
+/// Plain delivery paths are answered ahead of the router (the delivery lane); other shapes of
+/// the same routes are routed. Both must give the same answer for the same request.
+#[tokio::test]
+async fn the_delivery_lane_and_the_router_answer_alike() {
+    let server = TestServer::start().await;
+    let id = server.upload_ok(fixtures::jpeg(120, 80)).await;
+    let headers = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+
+    // `,` takes the lane; `%2C` is decoded by the router to the same options.
+    let laned = server.get(&format!("/i/{id}/w=40,f=png")).await;
+    let routed = server.get(&format!("/i/{id}/w=40%2Cf=png")).await;
+    assert_eq!((laned.status(), routed.status()), (200, 200));
+    for name in ["etag", "content-type", "cache-control", "content-length"] {
+        assert_eq!(headers(&laned, name), headers(&routed, name), "{name}");
+    }
+    assert_eq!(laned.bytes().await.unwrap(), routed.bytes().await.unwrap());
+
+    // Errors: the same status and stable code either way.
+    let laned = server.get("/i/notanid/w=40").await;
+    let routed = server.get("/i/notanid/w%3D40").await;
+    let laned = error_code(laned).await;
+    assert_eq!(laned.0 / 100, 4, "{laned:?}");
+    assert_eq!(laned, error_code(routed).await);
+    let laned = server.get(&format!("/i/{id}/w=nope")).await;
+    let routed = server.get(&format!("/i/{id}/w%3Dnope")).await;
+    let laned = error_code(laned).await;
+    assert_eq!(laned.0, 400);
+    assert_eq!(laned, error_code(routed).await);
+
+    // What the lane does not take is routed as before: other methods, a third segment.
+    let post = server
+        .client
+        .post(server.url(&format!("/i/{id}/w=40")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 405);
+    let deeper = server.get(&format!("/i/{id}/w=40/more")).await;
+    assert_eq!(error_code(deeper).await, (404, "not_found".to_owned()));
+
+    // Both are counted under the route template.
+    let metrics = server.get("/metrics").await.text().await.unwrap();
+    let variant_200s = metrics
+        .lines()
+        .filter(|l| l.starts_with("http_server_request_duration_seconds_count"))
+        .filter(|l| l.contains("route=\"/i/{id}/{options}\"") && l.contains("status=\"200\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum::<u64>();
+    assert!(variant_200s >= 2, "{metrics}");
+}
