@@ -187,13 +187,13 @@ impl TransformSpec {
     pub fn resolve(
         &self,
         source: impl Into<SourceKind>,
-        accept: Option<&str>,
+        accept: impl Into<Accepts>,
         quality: &QualityDefaults,
     ) -> Resolved {
         let source = source.into();
         let (format, vary_accept) = match self.format {
             Some(FormatChoice::Fixed(f)) => (f, false),
-            Some(FormatChoice::Auto) => (negotiate(source, accept.unwrap_or("")), true),
+            Some(FormatChoice::Auto) => (negotiate(source, accept.into()), true),
             // A variant keeps its source's format (GIF stays GIF), but HEIC is never an output:
             // JPEG is what every browser shows.
             None if source.format.is_output() => (source.format, false),
@@ -254,25 +254,58 @@ impl From<ImageFormat> for SourceKind {
     }
 }
 
+/// What an `Accept` header says about the formats negotiation picks between: all a negotiated
+/// format depends on, so plans can be memoized by it (`service::plan_memo`) instead of by the
+/// header's text. Only an explicit, nonzero mention counts: `image/*` promises nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Accepts {
+    pub avif: bool,
+    pub webp: bool,
+}
+
+impl Accepts {
+    /// Reads an `Accept` header (none accepts neither).
+    pub fn of(accept: Option<&str>) -> Accepts {
+        let mut accepts = Accepts::default();
+        for part in accept.unwrap_or("").split(',') {
+            let mut fields = part.split(';').map(str::trim);
+            let flag = match fields.next() {
+                Some(mime) if mime.eq_ignore_ascii_case("image/avif") => &mut accepts.avif,
+                Some(mime) if mime.eq_ignore_ascii_case("image/webp") => &mut accepts.webp,
+                _ => continue,
+            };
+            // `q=0` (or `q=0.000`) refuses the type; a malformed weight does not.
+            let refused = fields.any(|param| {
+                param.split_once('=').is_some_and(|(name, value)| {
+                    name.trim().eq_ignore_ascii_case("q")
+                        && value.trim().parse::<f32>().is_ok_and(|q| q == 0.0)
+                })
+            });
+            *flag |= !refused;
+        }
+        accepts
+    }
+}
+
+impl From<Option<&str>> for Accepts {
+    fn from(accept: Option<&str>) -> Accepts {
+        Accepts::of(accept)
+    }
+}
+
 /// Picks the best format the client accepts: AVIF, then WebP, then JPEG (PNG for sources that
 /// may carry transparency). An animation gets WebP if accepted, else GIF: the formats that keep
 /// its frames.
-fn negotiate(source: SourceKind, accept: &str) -> ImageFormat {
-    let accepts = |mime: &str| {
-        accept.split(',').any(|part| {
-            let mut fields = part.split(';').map(str::trim);
-            fields.next() == Some(mime) && !fields.any(|p| p.replace(' ', "") == "q=0")
-        })
-    };
+fn negotiate(source: SourceKind, accepts: Accepts) -> ImageFormat {
     if source.animated {
-        if accepts("image/webp") {
+        if accepts.webp {
             ImageFormat::Webp
         } else {
             ImageFormat::Gif
         }
-    } else if accepts("image/avif") {
+    } else if accepts.avif {
         ImageFormat::Avif
-    } else if accepts("image/webp") {
+    } else if accepts.webp {
         ImageFormat::Webp
     } else if matches!(
         source.format,
@@ -550,6 +583,31 @@ mod tests {
                 .resolve(ImageFormat::Png, None, &QUALITY)
                 .vary_accept
         );
+    }
+
+    #[test]
+    fn accept_headers_are_read_for_what_negotiation_needs() {
+        let of = |accept| Accepts::of(Some(accept));
+        let both = Accepts {
+            avif: true,
+            webp: true,
+        };
+        let webp = Accepts {
+            avif: false,
+            webp: true,
+        };
+        assert_eq!(of("image/avif,image/webp,image/*,*/*;q=0.8"), both);
+        assert_eq!(of("IMAGE/AVIF ; q=0.5 , image/webp"), both);
+        assert_eq!(of("image/avif;q=0,image/webp"), webp);
+        assert_eq!(of("image/avif; q = 0.000, image/webp;q=1"), webp);
+        assert_eq!(
+            of("image/avif;q=zero,image/webp"),
+            both,
+            "a bad weight refuses nothing"
+        );
+        assert_eq!(of("image/*,*/*"), Accepts::default());
+        assert_eq!(Accepts::of(None), Accepts::default());
+        assert_eq!(of(""), Accepts::default());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - [`gc`]: collection of unreferenced blobs, safe against racing uploads without locks.
 //! - [`delivery`]: originals and variants, rendered once and cached.
 //! - [`render_plan`]: a request made concrete for its source: format, and frames kept or not.
+//! - `plan_memo`: variant plans memoized per request, as fresh as the records they came from.
 //! - [`signing`]: signed delivery URLs (HMAC-SHA256, expiry, key rotation).
 //! - [`sealing`]: secrets at rest, sealed under the key-encryption key (KEK).
 //! - [`tenancy`]: tenants, their policy, quota, usage and signing keys; delivery admission.
@@ -23,6 +24,7 @@ pub mod id_filter;
 pub mod ingest;
 pub mod jobs;
 pub mod memory;
+pub(crate) mod plan_memo;
 pub mod render_plan;
 pub mod render_pool;
 pub mod sealing;

@@ -8,28 +8,28 @@
 use crate::Code;
 use crate::format::ImageFormat;
 use crate::port::{Imaging, SourceFacts};
-use crate::transform::{QualityDefaults, RenderSpec, Resolved, SourceKind, TransformSpec};
+use crate::transform::{Accepts, QualityDefaults, RenderSpec, Resolved, SourceKind, TransformSpec};
 
-/// Makes `spec` concrete for `source` and a client that sent `accept`.
+/// Makes `spec` concrete for `source` and a client whose `Accept` said `accepts`.
 pub fn resolve_render(
     imaging: &dyn Imaging,
     source: &SourceFacts,
     spec: &TransformSpec,
-    accept: Option<&str>,
+    accepts: Accepts,
     quality: &QualityDefaults,
 ) -> Resolved {
     let mut kind = SourceKind {
         format: source.format,
         animated: source.frames > 1,
     };
-    let mut resolved = spec.resolve(kind, accept, quality);
+    let mut resolved = spec.resolve(kind, accepts, quality);
     if resolved.spec.animated && !imaging.keeps_animation(source, &resolved.spec) {
         if resolved.vary_accept {
             // `f=auto` picked GIF or WebP for the frames, which cannot be kept: pick as for
             // a still instead (a PNG first frame over a 256-colour GIF one, or a GIF too large
             // to encode at all).
             kind.animated = false;
-            resolved = spec.resolve(kind, accept, quality);
+            resolved = spec.resolve(kind, accepts, quality);
         } else {
             resolved.spec.animated = false;
         }
@@ -42,7 +42,11 @@ pub fn resolve_render(
     {
         // `f=auto` must always answer: an AVIF too large to encode within bounds becomes WebP
         // (what every AVIF-capable browser also takes).
-        resolved = spec.resolve(kind, Some("image/webp"), quality);
+        let webp_only = Accepts {
+            avif: false,
+            webp: true,
+        };
+        resolved = spec.resolve(kind, webp_only, quality);
         resolved.vary_accept = true;
     }
     resolved

@@ -183,9 +183,7 @@ async fn serve_variant(
     public: Option<Public<'_>>,
 ) -> Result<Response, ApiError> {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let id = ImageId::parse(id)?;
-    let request = state.delivery.parse_request(options)?;
-    let plan = state.delivery.plan_variant(&id, &request, accept).await?;
+    let plan = state.delivery.plan(id, options, accept).await?;
     let lifetime = match &public {
         Some(p) => {
             admit(
@@ -210,7 +208,7 @@ async fn serve_variant(
         .and_then(|_| state.cluster.owner_elsewhere(&plan.key));
     if let Some(owner) = owner {
         // The owner parses the same grammar: the request as parsed, so it derives the same key.
-        let path = format!("{id}/{}", request.to_options());
+        let path = format!("{}/{}", plan.image.id, plan.request.to_options());
         match state
             .cluster
             .forward(&owner, &path, method, headers, client)
@@ -252,16 +250,16 @@ fn with_still_reason(plan: &VariantPlan, mut response: Response) -> Response {
 /// Validators and caching headers shared by 200, 206 and 304.
 fn caching_headers(delivery: &Delivery, lifetime: Lifetime) -> HeaderMap {
     let mut h = HeaderMap::new();
-    let etag = format!("\"{}\"", delivery.etag);
+    let validators = &delivery.validators;
     h.insert(
         header::ETAG,
-        HeaderValue::from_str(&etag).expect("hex etag is a valid header"),
+        HeaderValue::from_maybe_shared(validators.etag_header.clone())
+            .expect("a quoted hex etag is a valid header"),
     );
-    let modified = std::time::UNIX_EPOCH
-        + std::time::Duration::from_millis(delivery.last_modified.max(0) as u64);
     h.insert(
         header::LAST_MODIFIED,
-        HeaderValue::from_str(&httpdate::fmt_http_date(modified)).expect("http date"),
+        HeaderValue::from_maybe_shared(validators.last_modified_header.clone())
+            .expect("an http date is a valid header"),
     );
     h.insert(header::CACHE_CONTROL, lifetime.header());
     if delivery.vary_accept {
@@ -287,7 +285,8 @@ async fn respond(
         let node = state.cluster.node_header().clone();
         response.headers_mut().insert("x-imgd-node", node);
     }
-    if not_modified(request, &delivery.etag, delivery.last_modified) {
+    let validators = &delivery.validators;
+    if not_modified(request, &validators.etag, validators.last_modified) {
         *response.status_mut() = StatusCode::NOT_MODIFIED;
         return Ok(response);
     }
@@ -305,8 +304,8 @@ async fn respond(
         range(
             request,
             delivery.len,
-            &delivery.etag,
-            delivery.last_modified,
+            &validators.etag,
+            validators.last_modified,
         )
     } else {
         RangeOutcome::Full

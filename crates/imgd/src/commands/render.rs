@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use imgd_core::port::{Imaging, JobControl};
 use imgd_core::service::render_plan::resolve_render;
-use imgd_core::transform::TransformSpec;
+use imgd_core::transform::{Accepts, TransformSpec};
 use imgd_imaging::Pipeline;
 use imgd_imaging::probe::probe;
 
@@ -72,7 +72,13 @@ fn render_one(
     let bytes = &bytes[..];
     let source = probe(bytes).with_context(|| format!("probing {}", input.display()))?;
     let facts = source.facts(bytes.len() as u64);
-    let resolved = resolve_render(pipeline, &facts, spec, None, &config.quality_defaults());
+    let resolved = resolve_render(
+        pipeline,
+        &facts,
+        spec,
+        Accepts::default(),
+        &config.quality_defaults(),
+    );
     let deadline = Instant::now() + Duration::from_secs(config.render.timeout_secs);
     let rendered = pipeline
         .render(bytes, &resolved.spec, &JobControl::new(deadline, None))
