@@ -161,7 +161,8 @@ impl<T> Loaded<T> {
     }
 }
 
-/// Plans memoized per distinct request; at about 1 KiB a memo, some 16 thousand requests.
+/// Plans memoized per distinct request: some 16 thousand requests at the weight a memo is
+/// charged (`plan_memo::ENTRY_OVERHEAD_BYTES` plus its text).
 const PLAN_MEMO_BYTES: u64 = 16 << 20;
 
 /// Metric handles registered once, so the hot path is one atomic add, not a registry lookup.
@@ -395,8 +396,11 @@ impl DeliveryService {
         let (plan, inputs_loaded) = self.plan_variant(&image_id, request, accepts).await?;
         let plan = Arc::new(plan);
         let expires = inputs_loaded + self.settings.record_cache_ttl;
-        self.plans
-            .insert((id, options, accepts), epoch, expires, plan.clone());
+        // A change landed while planning: remembering this plan would only evict a fresher one.
+        if epoch == self.plans.epoch() {
+            self.plans
+                .insert((id, options, accepts), epoch, expires, plan.clone());
+        }
         Ok(plan)
     }
 
@@ -478,6 +482,7 @@ impl DeliveryService {
             return Ok(None);
         };
         let blob_key = BlobKey::variant(&image.hash, key);
+        let validators = Validators::new(&record.etag, record.created_at);
         let payload = if record.bytes <= self.settings.memory_item_max_bytes {
             // A record whose bytes are gone (a half-finished purge) is treated as never rendered.
             let Some(bytes) = self.ports.blobs.read_all(&blob_key).await? else {
@@ -486,7 +491,7 @@ impl DeliveryService {
             let cached = CachedVariant {
                 bytes: bytes.clone(),
                 format: record.format,
-                validators: Validators::new(&record.etag, record.created_at),
+                validators: validators.clone(),
             };
             self.variants.insert(key.clone(), cached);
             Payload::Memory(bytes)
@@ -498,7 +503,7 @@ impl DeliveryService {
             payload,
             len: record.bytes,
             format: record.format,
-            validators: Validators::new(&record.etag, record.created_at),
+            validators,
             vary_accept,
             cache: Some(CacheStatus::HitStore),
         }))

@@ -10,8 +10,12 @@
 //! same time as before. A change made here (a delete, a preset edit) bumps the epoch, which
 //! every older memo fails at once.
 //!
-//! Memory is bounded by weight (the text a memo keeps), whatever the requests are; only plans
-//! that succeeded are kept, so malformed requests cannot fill it.
+//! Memory is bounded by weight, whatever the requests are: each memo is charged its text plus
+//! [`ENTRY_OVERHEAD_BYTES`] for the plan, the entry and the image record it may keep alive after
+//! the record cache let it go. Only requests that planned are kept (malformed options and
+//! unknown ids never are), but a plan is made before the tenant's policy is checked: anyone who
+//! knows an image id can churn the memo with distinct options. That costs hits, not memory, and
+//! moka's admission policy keeps frequently used plans over one-off ones.
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
@@ -23,8 +27,9 @@ use moka::sync::Cache;
 
 use crate::transform::Accepts;
 
-/// What a memo costs besides its text: the plan, the entry and moka's bookkeeping.
-const ENTRY_OVERHEAD_BYTES: usize = 512;
+/// What a memo is charged besides its text: the plan, the entry, moka's bookkeeping, and an
+/// image record the memo may be the last to hold (tags and metadata included).
+pub(crate) const ENTRY_OVERHEAD_BYTES: usize = 1024;
 
 /// The memo of `P`s (variant plans). Keys are a keyed hash of the request (unpredictable to
 /// clients); a hit is used only if the request it was made for is exactly this one.

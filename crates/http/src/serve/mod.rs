@@ -26,7 +26,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderValue, Request, Response, Version, header};
+use axum::http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -287,6 +287,7 @@ impl hyper::service::Service<Request<Incoming>> for RequestService {
         let handling: Handling = self.activity.request_started(!h1);
         let max_header_bytes = self.limits.max_header_bytes;
         let oversized = head_size(&request) > max_header_bytes;
+        let head = request.method() == Method::HEAD;
         let peer = self.peer;
         if !oversized
             && let Some(lane) = &self.handler.lane
@@ -295,10 +296,10 @@ impl hyper::service::Service<Request<Incoming>> for RequestService {
             // No body deadline, `ConnectInfo` or router: the lane reads no body and is handed
             // the peer.
             let lane = lane.clone();
-            let (head, _body) = request.into_parts();
+            let (parts, _body) = request.into_parts();
             return Box::pin(async move {
-                let response = lane.answer(head, peer).await;
-                Ok(sent(response, handling.respond()))
+                let response = lane.answer(parts, peer).await;
+                Ok(sent(response, head, handling.respond()))
             });
         }
         let expired = Arc::new(AtomicBool::new(false));
@@ -330,13 +331,30 @@ impl hyper::service::Service<Request<Incoming>> for RequestService {
                     response
                 }
             };
-            Ok(sent(response, handling.respond()))
+            Ok(sent(response, head, handling.respond()))
         })
     }
 }
 
-/// The response as hyper sends it, counted as sending until hyper is done with its body.
-fn sent(response: Response<Body>, sending: Sending) -> Response<SentBody> {
+/// The response as hyper sends it, counted as sending until hyper is done with its body. Both
+/// paths (lane and router) end here, so both get the same last touches: an answer to `HEAD`
+/// keeps its length and loses its body (hyper writes none on HTTP/1 but would send it as DATA
+/// on HTTP/2, which clients reject), and a 304 names no length (RFC 9110 8.6: it would be the
+/// 200's).
+fn sent(mut response: Response<Body>, head: bool, sending: Sending) -> Response<SentBody> {
+    if response.status() == StatusCode::NOT_MODIFIED {
+        response.headers_mut().remove(header::CONTENT_LENGTH);
+    } else if head
+        && !response.headers().contains_key(header::CONTENT_LENGTH)
+        && let Some(len) = hyper::body::Body::size_hint(response.body()).exact()
+    {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    if head {
+        *response.body_mut() = Body::empty();
+    }
     response.map(|body| SentBody {
         inner: body,
         _sending: sending,
