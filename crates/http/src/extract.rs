@@ -1,4 +1,4 @@
-//! Extractors: the caller the access gate admitted, and query strings parsed into our own error codes (axum's
+//! Extractors: the caller the access gate admitted, and path parameters and query strings parsed into our own error codes (axum's
 //! rejections are plain text, which would break the JSON error contract).
 
 use imgd_core::Code;
@@ -123,4 +123,24 @@ pub fn whole_number_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option
     struct Whole(#[serde(deserialize_with = "whole_number")] u64);
     use serde::Deserialize;
     Ok(Option::<Whole>::deserialize(d)?.map(|w| w.0))
+}
+
+/// Path parameters as axum's `Path` decodes them, refused with our own `not_found` instead of
+/// axum's plain-text 400 when they do not decode: a `%` escape that is not UTF-8 names no image,
+/// tenant, key or preset.
+pub struct PathParams<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for PathParams<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(params)| PathParams(params))
+            .map_err(|_| Error::NotFound("route").into())
+    }
 }

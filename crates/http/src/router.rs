@@ -103,6 +103,31 @@ mod tests {
         );
     }
 
+    /// OpenAPI forbids a parameter listed twice; utoipa's axum inference added each path
+    /// parameter again beside the declared one while handlers took axum's `Path`.
+    #[test]
+    fn every_path_parameter_is_declared_exactly_once() {
+        let (_, doc) = api();
+        for (path, item) in &doc.paths.paths {
+            let mut wanted: Vec<&str> = path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                .collect();
+            wanted.sort_unstable();
+            for (method, operation) in operations(item) {
+                let mut declared: Vec<&str> = operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .filter(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Path)
+                    .map(|p| p.name.as_str())
+                    .collect();
+                declared.sort_unstable();
+                assert_eq!(declared, wanted, "{method} {path}");
+            }
+        }
+    }
+
     #[test]
     fn undeclared_methods_and_routes_are_denied() {
         let (_, doc) = api();

@@ -10,7 +10,7 @@ use axum::body::Body;
 use std::net::SocketAddr;
 
 use axum::Extension;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use imgd_core::id::ImageId;
@@ -20,6 +20,7 @@ use imgd_core::service::tenancy::TenantService;
 
 use crate::conditional::{RangeOutcome, not_modified, range};
 use crate::error::{ApiError, error_response};
+use crate::extract::PathParams;
 use crate::forward::CLIENT_HEADER;
 use crate::middleware::access::client_address_of;
 use crate::state::AppState;
@@ -81,7 +82,7 @@ pub(crate) struct Asked<'a> {
 /// `GET`/`HEAD /i/{id}`.
 pub async fn original(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -99,7 +100,7 @@ pub async fn original(
 /// else relayed from its owner, else (owner silent) served here anyway.
 pub async fn variant(
     State(state): State<AppState>,
-    Path((id, options)): Path<(String, String)>,
+    PathParams((id, options)): PathParams<(String, String)>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -155,7 +156,7 @@ pub(crate) async fn answer_variant(
 /// Authenticated by the cluster secret; never forwarded again.
 pub async fn internal_variant(
     State(state): State<AppState>,
-    Path((id, options)): Path<(String, String)>,
+    PathParams((id, options)): PathParams<(String, String)>,
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
+use axum::extract::{FromRequest, Multipart, RawQuery, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
@@ -14,7 +14,7 @@ use imgd_core::service::ingest::UploadMeta;
 use serde::Serialize;
 
 use crate::error::ApiError;
-use crate::extract::{Caller, JsonBody, query_map, split_tags};
+use crate::extract::{Caller, JsonBody, PathParams, query_map, split_tags};
 use crate::openapi::ApiErrors;
 use crate::state::AppState;
 use crate::view::ImageView;
@@ -283,7 +283,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> ApiResult<Json<ImageView>> {
     let tenant = &caller.0.tenant;
     let image = state.catalog.get(tenant, &ImageId::parse(&id)?).await?;
@@ -299,7 +299,7 @@ pub async fn get(
 pub async fn patch(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody<ImageChanges>,
 ) -> ApiResult<Json<ImageView>> {
     let tenant = &caller.0.tenant;
@@ -322,7 +322,7 @@ pub async fn patch(
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> ApiResult<Response> {
     let tenant = &caller.0.tenant;
     state.catalog.delete(tenant, &ImageId::parse(&id)?).await?;

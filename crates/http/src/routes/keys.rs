@@ -3,7 +3,7 @@
 //! at creation.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use imgd_core::id::TenantId;
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
-use crate::extract::{Caller, JsonBody};
+use crate::extract::{Caller, JsonBody, PathParams};
 use crate::openapi::ApiErrors;
 use crate::state::AppState;
 use crate::view::rfc3339;
@@ -154,7 +154,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> ApiResult<StatusCode> {
     state.auth.revoke_key(&caller.0, &id).await?;
     Ok(StatusCode::NO_CONTENT)

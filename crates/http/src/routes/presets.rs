@@ -4,7 +4,7 @@
 //! within the record cache TTL.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use imgd_core::Code;
 use imgd_core::Error;
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
-use crate::extract::{Caller, JsonBody};
+use crate::extract::{Caller, JsonBody, PathParams};
 use crate::openapi::ApiErrors;
 use crate::state::AppState;
 use crate::view::rfc3339;
@@ -125,7 +125,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
 ) -> ApiResult<Json<PresetView>> {
     let preset = state
         .ports
@@ -145,7 +145,7 @@ pub async fn get(
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
     JsonBody(body): JsonBody<PresetOptions>,
 ) -> ApiResult<Json<PresetView>> {
     let name = checked_name(&name)?;
@@ -168,7 +168,7 @@ pub async fn put(
 pub async fn activate(
     State(state): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
     JsonBody(body): JsonBody<ActivateVersion>,
 ) -> ApiResult<Json<PresetView>> {
     let tenant = &caller.0.tenant;
@@ -188,7 +188,7 @@ pub async fn activate(
 pub async fn rollback(
     State(state): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
 ) -> ApiResult<Json<PresetView>> {
     let tenant = &caller.0.tenant;
     let preset = state
@@ -207,7 +207,7 @@ pub async fn rollback(
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
 ) -> ApiResult<StatusCode> {
     let tenant = &caller.0.tenant;
     if !state

@@ -8,7 +8,7 @@
 //! fields to the latest version.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header::{ETAG, IF_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
-use crate::extract::{Caller, JsonBody};
+use crate::extract::{Caller, JsonBody, PathParams};
 use crate::openapi::ApiErrors;
 use crate::state::AppState;
 use crate::view::rfc3339;
@@ -257,7 +257,7 @@ pub async fn list(State(state): State<AppState>, _caller: Caller) -> ApiResult<J
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> ApiResult<Response> {
     let tenant = state.tenants.get(&caller.tenant_in_reach(&id)?).await?;
     Ok((etag(&tenant), Json(TenantView::from(&tenant))).into_response())
@@ -284,7 +284,7 @@ pub async fn get(
 pub async fn patch(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<TenantChanges>,
 ) -> ApiResult<Response> {
@@ -317,7 +317,7 @@ pub async fn patch(
 pub async fn usage(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> ApiResult<Json<UsageReport>> {
     let tenant = state.tenants.get(&caller.tenant_in_reach(&id)?).await?;
     Ok(Json(UsageReport {
@@ -336,7 +336,7 @@ pub async fn usage(
 pub async fn rotate_signing_key(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> ApiResult<Response> {
     let (_, key) = state
         .tenants
@@ -358,7 +358,7 @@ pub async fn rotate_signing_key(
 pub async fn retire_signing_key(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, key_id)): Path<(String, String)>,
+    PathParams((id, key_id)): PathParams<(String, String)>,
 ) -> ApiResult<StatusCode> {
     state
         .tenants

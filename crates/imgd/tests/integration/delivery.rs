@@ -220,6 +220,10 @@ async fn the_delivery_lane_and_the_router_answer_alike() {
         error_code(server.get(&format!("/i/{id}/w%3Dnope")).await).await
     );
 
+    // A `%` escape that is not UTF-8 names nothing: our 404, not axum's plain-text 400.
+    let undecodable = server.get("/i/%C3%28/w=40").await;
+    assert_eq!(error_code(undecodable).await, (404, "not_found".to_owned()));
+
     // What the lane does not take is routed as before: other methods, a third segment.
     let post = request(reqwest::Method::POST, &format!("/i/{id}/w=40"))
         .send()
