@@ -308,7 +308,7 @@ impl DeliveryService {
     }
 
     /// Parses `/i/` variant options (before the image, and so its tenant's presets, is known).
-    pub fn parse_request(&self, options: &str) -> Result<VariantRequest> {
+    fn parse_request(&self, options: &str) -> Result<VariantRequest> {
         VariantRequest::parse(options, &self.settings.transform_limits)
     }
 
